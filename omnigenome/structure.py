@@ -1,0 +1,67 @@
+"""Dot-bracket structures: the one parser used by tokenizer, training, evaluation and design.
+
+A structure is a string over `.` (unpaired) and bracket pairs. `()` are the nested pairs that
+ViennaRNA writes; `[] {} <>` and letter pairs `Aa`, `Bb`, ... mark pseudoknots in curated
+labels (bpRNA). The Seq2Str head predicts the three labels `(`, `)`, `.` per nucleotide.
+"""
+from __future__ import annotations
+
+OPENERS = {"(": ")", "[": "]", "{": "}", "<": ">"}
+OPENERS.update({chr(c): chr(c).lower() for c in range(ord("A"), ord("Z") + 1)})
+CLOSERS = {v: k for k, v in OPENERS.items()}
+
+# Seq2Str label ids, in the order the released structure head uses.
+STRUCTURE_LABELS = ("(", ")", ".")
+LABEL_ID = {c: i for i, c in enumerate(STRUCTURE_LABELS)}
+
+
+def _where(record: str | None) -> str:
+    return f"record {record!r}: " if record is not None else ""
+
+
+def pair_table(structure: str, record: str | None = None, allowed: str | None = None) -> list[int]:
+    """Partner index of every position (-1 when unpaired).
+
+    Raises ValueError naming the record and the position of an unmatched bracket or of a
+    character outside `allowed` (default: `.` and every bracket kind above).
+    """
+    stacks: dict[str, list[int]] = {}
+    pairs = [-1] * len(structure)
+    for i, c in enumerate(structure):
+        if allowed is not None and c not in allowed:
+            raise ValueError(f"{_where(record)}invalid structure character {c!r} at position {i + 1}"
+                             f" (allowed: {' '.join(repr(a) for a in allowed)})")
+        if c == ".":
+            continue
+        if c in OPENERS:
+            stacks.setdefault(c, []).append(i)
+        elif c in CLOSERS:
+            stack = stacks.get(CLOSERS[c])
+            if not stack:
+                raise ValueError(f"{_where(record)}unbalanced structure: {c!r} at position {i + 1} closes nothing")
+            j = stack.pop()
+            pairs[i], pairs[j] = j, i
+        else:
+            raise ValueError(f"{_where(record)}invalid structure character {c!r} at position {i + 1}")
+    for opener, stack in stacks.items():
+        if stack:
+            raise ValueError(f"{_where(record)}unbalanced structure: {opener!r} at position {stack[-1] + 1} is never closed")
+    return pairs
+
+
+def base_pairs(structure: str, record: str | None = None) -> set[tuple[int, int]]:
+    """Set of (i, j), i < j, 0-based, pseudoknot brackets included."""
+    return {(i, j) for i, j in enumerate(pair_table(structure, record)) if i < j}
+
+
+def to_labels(structure: str, record: str | None = None) -> list[int]:
+    """Per-nucleotide Seq2Str labels: 0 for an opening bracket, 1 for a closing one, 2 unpaired.
+
+    Pseudoknot brackets count as paired (their side decides `(` or `)`), as in the RGB labels.
+    """
+    return [2 if j < 0 else (0 if i < j else 1) for i, j in enumerate(pair_table(structure, record))]
+
+
+def from_pairs(pairs: list[int]) -> str:
+    """Dot-bracket of a nested pair table (no pseudoknots)."""
+    return "".join("." if j < 0 else ("(" if i < j else ")") for i, j in enumerate(pairs))
