@@ -1,0 +1,121 @@
+"""LightningDataModule for pretraining: sharded records -> token-budget packed batches.
+
+Every batch is a pure function of (seed, epoch, batch index): the sampler decides which records,
+`PackedBatches` builds the objectives' views with a generator seeded by those numbers. On resume the
+position in the epoch is derived from the optimizer step count, so a resumed run sees exactly the
+batches (and masks) an uninterrupted run would have seen.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+from torch.utils.data import DataLoader, Dataset
+
+from omnigenome.data.sampler import BatchKey, TokenBudgetBatchSampler
+from omnigenome.data.shards import ShardedCorpus
+from omnigenome.objectives import PretrainingObjectives
+
+log = logging.getLogger(__name__)
+
+
+class PackedBatches(Dataset):
+    """Dataset indexed by `BatchKey`: returns the packed batch of those records."""
+
+    def __init__(self, corpus: ShardedCorpus, objectives: PretrainingObjectives, seed: int, stream: int):
+        self.corpus, self.objectives, self.seed, self.stream = corpus, objectives, seed, stream
+
+    def __getitem__(self, key: BatchKey) -> dict:
+        rng = np.random.default_rng([self.seed, self.stream, key.epoch, key.index])
+        records = [self.corpus[i] for i in key.indices]
+        return self.objectives.build_batch(records, rng, record_index=key.indices)
+
+    def __len__(self) -> int:
+        return len(self.corpus)
+
+
+class PretrainDataModule(L.LightningDataModule):
+    """Training and validation batches from a corpus directory holding `train/` and `val/` shards.
+
+    corpus_dir: written by `omnigenome prep` (or the sample corpus, see `sample`).
+    sample: if given (a dict of `ensure_sample_corpus` arguments), the embedded sample corpus is
+        generated on first use into sample.cache_dir and used instead of corpus_dir.
+    max_tokens: token budget of one packed micro-batch on one device (all objectives' segments).
+    """
+
+    def __init__(self, objectives: PretrainingObjectives, corpus_dir: str | None = None, sample: dict | None = None,
+                 max_tokens: int = 8192, num_workers: int = 0, seed: int = 0, pin_memory: bool = False):
+        super().__init__()
+        if corpus_dir is None and sample is None:
+            raise ValueError("PretrainDataModule needs corpus_dir (from `omnigenome prep`) or sample settings")
+        self.objectives = objectives
+        self.corpus_dir, self.sample = corpus_dir, dict(sample) if sample else None
+        self.max_tokens, self.num_workers, self.seed, self.pin_memory = max_tokens, num_workers, seed, pin_memory
+        self.train_sampler: TokenBudgetBatchSampler | None = None
+        self.val_sampler: TokenBudgetBatchSampler | None = None
+
+    def prepare_data(self):
+        if self.sample is not None:
+            from omnigenome.data.sample_corpus import ensure_sample_corpus
+            ensure_sample_corpus(**self.sample)
+
+    def _root(self) -> Path:
+        if self.sample is not None:
+            from omnigenome.data.sample_corpus import ensure_sample_corpus
+            return Path(ensure_sample_corpus(**self.sample))  # returns at once when cached
+        return Path(self.corpus_dir)
+
+    def setup(self, stage: str | None = None):
+        if self.train_sampler is not None:
+            return
+        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+        root = self._root()
+        self.train_corpus = ShardedCorpus(root / "train")
+        self.val_corpus = ShardedCorpus(root / "val")
+        self.train_sampler = TokenBudgetBatchSampler(
+            self.objectives.tokens_per_record(self.train_corpus.lengths), self.max_tokens,
+            shuffle=True, seed=self.seed, rank=rank, world_size=world)
+        self.val_sampler = TokenBudgetBatchSampler(
+            self.objectives.tokens_per_record(self.val_corpus.lengths), self.max_tokens,
+            shuffle=False, seed=self.seed, rank=rank, world_size=world)
+        self.train_sampler.position_fn = self._train_position
+        log.info("corpus %s: %d train / %d val records; %d train batches per epoch per rank (max_tokens=%d, %d ranks)",
+                 root, len(self.train_corpus), len(self.val_corpus), len(self.train_sampler), self.max_tokens, world)
+
+    def records_per_batch(self) -> float:
+        """Mean records per training micro-batch (sets gradient accumulation before the trainer runs)."""
+        corpus = ShardedCorpus(self._root() / "train")
+        sampler = TokenBudgetBatchSampler(self.objectives.tokens_per_record(corpus.lengths), self.max_tokens,
+                                          shuffle=False, seed=self.seed)
+        return len(corpus) / len(sampler)
+
+    def _train_position(self) -> tuple[int, int]:
+        """(epoch, batches already consumed in it), from the optimizer step count."""
+        trainer = self.trainer
+        if trainer is None:
+            return self.train_sampler.epoch, 0
+        batches = len(self.train_sampler)
+        limit = trainer.num_training_batches
+        if isinstance(limit, int) and 0 < limit < batches:
+            batches = limit
+        accumulate = trainer.accumulate_grad_batches
+        steps_per_epoch = math.ceil(batches / accumulate)  # Lightning steps on an epoch's last partial window
+        epoch, steps_done = divmod(trainer.global_step, steps_per_epoch)
+        return epoch, min(steps_done * accumulate, batches)
+
+    def _loader(self, corpus, sampler, stream):
+        return DataLoader(PackedBatches(corpus, self.objectives, self.seed, stream), sampler=sampler, batch_size=None,
+                          num_workers=self.num_workers, pin_memory=self.pin_memory,
+                          persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self):
+        return self._loader(self.train_corpus, self.train_sampler, stream=0)
+
+    def val_dataloader(self):
+        return self._loader(self.val_corpus, self.val_sampler, stream=1)
+
+    def test_dataloader(self):
+        return self.val_dataloader()
