@@ -69,6 +69,9 @@ class OmniGenomeTokenizer:
         """Apply case and U/T handling, IUPAC codes to N; raise on anything else."""
         if not sequence:
             raise ValueError(f"{_where(record)}empty sequence")
+        if not sequence.isascii():  # before upper(): it can change the length ("ß" -> "SS")
+            i = next(i for i, c in enumerate(sequence) if not c.isascii())
+            raise ValueError(f"{_where(record)}invalid nucleotide {sequence[i]!r} at position {i + 1}")
         s = sequence.upper() if self.uppercase else sequence
         s = s.translate(self._table)
         bad = self._invalid.search(s)
