@@ -4,8 +4,9 @@ Every backend takes q, k, v packed as (total_tokens, heads, head_dim) plus a `Pa
 describing where each sequence starts (`cu_seqlens`), and returns (total_tokens, heads, head_dim):
 
 - "flash":     flash-attn's varlen kernel (CUDA, fp16/bf16, when the optional package imports);
-- "sdpa":      torch's scaled_dot_product_attention on a padded (S, H, L, D) view with a key mask;
-               on CUDA the head dim is zero-padded to a multiple of 8 so fused kernels accept it;
+- "sdpa":      torch's scaled_dot_product_attention: on CUDA one call on a padded (S, H, L, D) view
+               with a key mask, the head dim zero-padded to a multiple of 8 so fused kernels accept
+               it; on CPU one unmasked call per sequence (the fused CPU kernel takes no mask);
 - "reference": explicit softmax(q k^T / sqrt(d)) v per sequence in fp32, the ground truth the
                others are tested against (and the only one that can return attention maps).
 "auto" picks flash, else sdpa.
@@ -89,11 +90,16 @@ def _pad_head_dim(x: torch.Tensor, multiple: int) -> torch.Tensor:
 
 
 def _sdpa(q, k, v, layout: PackedLayout, scale: float) -> torch.Tensor:
+    if not q.is_cuda:
+        # On CPU the fused (flash) SDPA kernel takes no mask; one unmasked call per sequence is several
+        # times faster than a padded batch with a key mask, which falls back to the math kernel.
+        cu = layout.cu_seqlens.tolist()
+        return torch.cat([F.scaled_dot_product_attention(*(t[a:b].transpose(0, 1) for t in (q, k, v)), scale=scale)
+                          .transpose(0, 1) for a, b in zip(cu[:-1], cu[1:])])
     d = q.shape[-1]
-    if q.is_cuda:  # fused kernels want head dims in multiples of 8; zero columns leave q.k and the output unchanged
-        q, k, v = (_pad_head_dim(t, 8) for t in (q, k, v))
-    # (T, H, D) -> (S, H, L, D)
-    qp, kp, vp = (layout.to_padded(t).transpose(1, 2) for t in (q, k, v))
+    # Fused GPU kernels want head dims in multiples of 8; zero columns leave q.k and the output unchanged.
+    q, k, v = (_pad_head_dim(t, 8) for t in (q, k, v))
+    qp, kp, vp = (layout.to_padded(t).transpose(1, 2) for t in (q, k, v))  # (S, H, L, D)
     mask = None if layout.uniform else layout.key_mask()[:, None, None, :]
     out = F.scaled_dot_product_attention(qp, kp, vp, attn_mask=mask, scale=scale)
     return layout.from_padded(out.transpose(1, 2))[..., :d]
