@@ -93,9 +93,11 @@ def _sdpa(q, k, v, layout: PackedLayout, scale: float) -> torch.Tensor:
     if not q.is_cuda:
         # On CPU the fused (flash) SDPA kernel takes no mask; one unmasked call per sequence is several
         # times faster than a padded batch with a key mask, which falls back to the math kernel.
+        # Inputs must be 4-D (1, H, L, D): 3-D inputs silently take the math kernel.
         cu = layout.cu_seqlens.tolist()
-        return torch.cat([F.scaled_dot_product_attention(*(t[a:b].transpose(0, 1) for t in (q, k, v)), scale=scale)
-                          .transpose(0, 1) for a, b in zip(cu[:-1], cu[1:])])
+        return torch.cat([F.scaled_dot_product_attention(*(t[a:b].transpose(0, 1)[None] for t in (q, k, v)),
+                                                         scale=scale)[0].transpose(0, 1)
+                          for a, b in zip(cu[:-1], cu[1:])])
     d = q.shape[-1]
     # Fused GPU kernels want head dims in multiples of 8; zero columns leave q.k and the output unchanged.
     q, k, v = (_pad_head_dim(t, 8) for t in (q, k, v))

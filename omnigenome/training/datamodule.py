@@ -23,13 +23,20 @@ log = logging.getLogger(__name__)
 
 
 class PackedBatches(Dataset):
-    """Dataset indexed by `BatchKey`: returns the packed batch of those records."""
+    """Dataset indexed by `BatchKey`: returns the packed batch of those records.
 
-    def __init__(self, corpus: ShardedCorpus, objectives: PretrainingObjectives, seed: int, stream: int):
+    Masks are drawn from a generator seeded by (seed, stream, epoch, batch index); with
+    `new_masks_each_epoch=False` (validation) the epoch is left out, so every evaluation scores the same masks.
+    """
+
+    def __init__(self, corpus: ShardedCorpus, objectives: PretrainingObjectives, seed: int, stream: int,
+                 new_masks_each_epoch: bool = True):
         self.corpus, self.objectives, self.seed, self.stream = corpus, objectives, seed, stream
+        self.new_masks_each_epoch = new_masks_each_epoch
 
     def __getitem__(self, key: BatchKey) -> dict:
-        rng = np.random.default_rng([self.seed, self.stream, key.epoch, key.index])
+        epoch = key.epoch if self.new_masks_each_epoch else 0
+        rng = np.random.default_rng([self.seed, self.stream, epoch, key.index])
         records = [self.corpus[i] for i in key.indices]
         return self.objectives.build_batch(records, rng, record_index=key.indices)
 
@@ -107,7 +114,8 @@ class PretrainDataModule(L.LightningDataModule):
         return epoch, min(steps_done * accumulate, batches)
 
     def _loader(self, corpus, sampler, stream):
-        return DataLoader(PackedBatches(corpus, self.objectives, self.seed, stream), sampler=sampler, batch_size=None,
+        dataset = PackedBatches(corpus, self.objectives, self.seed, stream, new_masks_each_epoch=stream == 0)
+        return DataLoader(dataset, sampler=sampler, batch_size=None,
                           num_workers=self.num_workers, pin_memory=self.pin_memory,
                           persistent_workers=self.num_workers > 0)
 

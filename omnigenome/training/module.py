@@ -43,8 +43,15 @@ class PretrainModule(L.LightningModule):
                  scheduler: Callable | None = None, total_steps: int | None = None, weight_decay: float = 0.01,
                  compile: bool = False):
         super().__init__()
-        self.save_hyperparameters(ignore=["model", "objectives"], logger=False)
+        # Only plain values go into the checkpoint, so it loads with torch.load(weights_only=True).
+        self.save_hyperparameters(ignore=["model", "objectives", "optimizer", "scheduler"], logger=False)
         self.model, self.objectives = model, objectives
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        # Heads no objective trains stay frozen: DDP requires every trainable parameter to get a gradient.
+        # (The contact head is fitted separately, as in ESM-2.)
+        unused = [model.contact_head] + ([] if "seq2str" in objectives.active else [model.structure_head])
+        for head in unused:
+            head.requires_grad_(False)
         self._step_fn = torch.compile(self._losses) if compile else self._losses
 
     def _losses(self, batch):
@@ -78,9 +85,9 @@ class PretrainModule(L.LightningModule):
                 (decay if p.dim() >= 2 else no_decay).append(p)
         groups = [{"params": decay, "weight_decay": self.hparams.weight_decay},
                   {"params": no_decay, "weight_decay": 0.0}]
-        optimizer = self.hparams.optimizer(params=groups)
-        if self.hparams.scheduler is None:
+        optimizer = self.optimizer_factory(params=groups)
+        if self.scheduler_factory is None:
             return optimizer
         total = self.hparams.total_steps or int(self.trainer.estimated_stepping_batches)
-        scheduler = self.hparams.scheduler(optimizer=optimizer, total_steps=total)
+        scheduler = self.scheduler_factory(optimizer=optimizer, total_steps=total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

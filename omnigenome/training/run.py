@@ -34,7 +34,7 @@ def load_model(path: str, attention_backend: str = "auto"):
         return OmniGenomeModel.from_pretrained(p, attention_backend=attention_backend)
     if not p.is_file():
         raise FileNotFoundError(f"{path}: neither a checkpoint file nor a Hugging Face model directory")
-    ckpt = torch.load(p, map_location="cpu", weights_only=False)
+    ckpt = torch.load(p, map_location="cpu", weights_only=True)
     if "omnigenome_config" not in ckpt:
         raise ValueError(f"{path}: not a checkpoint written by train.py (no 'omnigenome_config' entry)")
     model = OmniGenomeModel(OmniGenomeConfig(**ckpt["omnigenome_config"]), attention_backend=attention_backend)
