@@ -173,10 +173,11 @@ def test_stop_and_resume_reproduces_losses(tmp_path, data_dir, accumulate, crash
 
 def test_train_py_command_line_prints_summary(tmp_path, data_dir):
     env = dict(os.environ, WANDB_MODE="offline")
-    cmd = [sys.executable, "train.py", f"paths.log_dir={tmp_path}/logs", f"paths.data_dir={data_dir}",
-           "data.sample.num_records=500", *SMALL_MODEL, "trainer.max_steps=6", "trainer.val_check_interval=3",
-           "data.max_tokens=3000", "logger=wandb"]
-    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    common = [f"paths.log_dir={tmp_path}/logs", f"paths.data_dir={data_dir}", "data.sample.num_records=500",
+              *SMALL_MODEL, "trainer.val_check_interval=3", "data.max_tokens=3000", "logger=[csv,wandb]",
+              "callbacks.throughput.every_n_steps=2", "trainer.log_every_n_steps=1"]
+    out = subprocess.run([sys.executable, "train.py", "trainer.max_steps=6", *common],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     for name in ("mlm", "str2seq", "seq2str", "total"):
         assert name in out.stdout
@@ -184,23 +185,44 @@ def test_train_py_command_line_prints_summary(tmp_path, data_dir):
     run_dirs = list(Path(tmp_path, "logs", "pretrain", "runs").iterdir())
     assert len(run_dirs) == 1
     run_id = (run_dirs[0] / "wandb_run_id").read_text().strip()
+    with open(run_dirs[0] / "csv" / "metrics.csv") as f:
+        columns = set(next(csv.reader(f)))
+    assert {"lr-AdamW/pg1", "perf/tokens_per_s", "train/mlm/acc", "train/seq2str/loss", "val/str2seq/loss"} <= columns
+    # the resolved config went to the loggers
+    assert "model" in (run_dirs[0] / "csv" / "hparams.yaml").read_text()
 
     # resume with ckpt_path=last: the newest last.ckpt of this task, and the same W&B run
-    out2 = subprocess.run(cmd[:-4] + ["trainer.max_steps=9", "trainer.val_check_interval=3", "data.max_tokens=3000",
-                                      "logger=wandb", "ckpt_path=last"],
+    out2 = subprocess.run([sys.executable, "train.py", "trainer.max_steps=9", "ckpt_path=last", *common],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert out2.returncode == 0, out2.stderr[-3000:]
     assert "steps: 9" in out2.stdout
     new_dir = [d for d in Path(tmp_path, "logs", "pretrain", "runs").iterdir() if d != run_dirs[0]][0]
     assert (new_dir / "wandb_run_id").read_text().strip() == run_id
 
-    # evaluate.py scores the checkpoint per objective
-    ckpt = next(new_dir.glob("checkpoints/last.ckpt"))
-    ev = subprocess.run([sys.executable, "evaluate.py", f"ckpt_path={ckpt}", f"paths.log_dir={tmp_path}/logs",
-                         f"paths.data_dir={data_dir}", "data.sample.num_records=500", "data.max_tokens=3000"],
-                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert ev.returncode == 0, ev.stderr[-3000:]
-    assert "seq2str" in ev.stdout and "val loss" in ev.stdout
+    # evaluate.py scores the checkpoint, and the same weights as a Hugging Face directory, per objective
+    ckpt = new_dir / "checkpoints" / "last.ckpt"
+    hf_dir = tmp_path / "hf"
+    train_script.run.load_model(str(ckpt)).save_pretrained(hf_dir)
+    scores = []
+    for path in (ckpt, hf_dir):
+        ev = subprocess.run([sys.executable, "evaluate.py", f"ckpt_path={path}", f"paths.log_dir={tmp_path}/logs",
+                             f"paths.data_dir={data_dir}", "data.sample.num_records=500", "data.max_tokens=3000"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        assert ev.returncode == 0, ev.stderr[-3000:]
+        assert "seq2str" in ev.stdout and "val loss" in ev.stdout
+        scores.append(ev.stdout.split("\n")[-3:])
+    assert scores[0] == scores[1]  # same weights, same fixed validation masks: same numbers
+
+
+def test_effective_batch_size_sets_accumulation(tmp_path, data_dir):
+    cfg = compose_cfg(tmp_path, data_dir, ["data.max_tokens=3000", "effective_batch_size=64"])
+    objectives = hydra.utils.instantiate(cfg.objective)
+    dm = hydra.utils.instantiate(cfg.data, objectives=objectives)
+    per_batch = dm.records_per_batch()
+    assert 2 < per_batch < 20
+    trainer = hydra.utils.instantiate(cfg.trainer, logger=False, callbacks=[])
+    train_script.run.set_accumulation(trainer, dm, cfg.effective_batch_size)
+    assert trainer.accumulate_grad_batches == round(64 / per_batch)
 
 
 def test_ddp_two_processes_see_disjoint_data(tmp_path, data_dir):
