@@ -1,4 +1,4 @@
-"""Evaluate a pretrained model: `python evaluate.py ckpt_path=<train.py checkpoint or HF dir> [data=...]`.
+"""Evaluate a pretrained model: `python evaluate.py ckpt=<train.py checkpoint or HF dir> [data=...]`.
 
 Prints the loss and accuracy of every objective on the validation split of the data config.
 """
@@ -13,14 +13,14 @@ from omnigenome.training import run
 
 def evaluate(cfg: DictConfig) -> dict:
     L.seed_everything(cfg.seed, workers=True)
-    model = run.load_model(cfg.ckpt_path, cfg.attention_backend)
+    model = run.load_model(cfg.ckpt, cfg.attention_backend)
     objectives = hydra.utils.instantiate(cfg.objective)
     datamodule = hydra.utils.instantiate(cfg.data, objectives=objectives)
     module = hydra.utils.instantiate(cfg.module, model=model, objectives=objectives)
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, logger=False, callbacks=[])
     metrics = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
     if trainer.is_global_zero:
-        print(f"\n{cfg.ckpt_path}\n" + run.summary_table(metrics, objectives.active))
+        print(f"\n{cfg.ckpt}\n" + run.summary_table(metrics, objectives.active))
     return metrics
 
 

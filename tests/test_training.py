@@ -205,7 +205,7 @@ def test_train_py_command_line_prints_summary(tmp_path, data_dir):
     train_script.run.load_model(str(ckpt)).save_pretrained(hf_dir)
     scores = []
     for path in (ckpt, hf_dir):
-        ev = subprocess.run([sys.executable, "evaluate.py", f"ckpt_path={path}", f"paths.log_dir={tmp_path}/logs",
+        ev = subprocess.run([sys.executable, "evaluate.py", f"ckpt={path}", f"paths.log_dir={tmp_path}/logs",
                              f"paths.data_dir={data_dir}", "data.sample.num_records=500", "data.max_tokens=3000"],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
         assert ev.returncode == 0, ev.stderr[-3000:]
