@@ -69,12 +69,14 @@ def _chunks_by_cost(sequences: Sequence[str], workers: int) -> list[list[tuple[i
 
 
 def fold_many(sequences: Sequence[str], workers: int = 1, progress: bool = False,
-              desc: str = "folding") -> list[tuple[str, float]]:
+              desc: str = "folding", bar: tqdm | None = None) -> list[tuple[str, float]]:
     """`fold` every sequence; results in input order.
 
     workers: processes to fold in (the bindings hold the GIL, so threads would not help).
         1 folds in this process with a plain loop.
     progress: show a tqdm bar counting records (records/s).
+    bar: an open tqdm bar to advance instead (one bar over several calls, e.g. the shards of a
+        corpus, so that its rate and ETA cover the whole job); the caller closes it.
     """
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
@@ -82,7 +84,9 @@ def fold_many(sequences: Sequence[str], workers: int = 1, progress: bool = False
         if not s:
             raise ValueError(f"cannot fold an empty sequence (position {i} of the input)")
 
-    bar = tqdm(total=len(sequences), desc=desc, unit="rec", disable=not progress, smoothing=0.05)
+    own_bar = bar is None
+    if own_bar:
+        bar = tqdm(total=len(sequences), desc=desc, unit="rec", disable=not progress, smoothing=0.05)
     results: list[tuple[str, float] | None] = [None] * len(sequences)
     try:
         if workers == 1 or len(sequences) < 2:
@@ -109,5 +113,6 @@ def fold_many(sequences: Sequence[str], workers: int = 1, progress: bool = False
                 raise
             pool.shutdown()
     finally:
-        bar.close()
+        if own_bar:
+            bar.close()
     return results  # type: ignore[return-value]

@@ -81,3 +81,48 @@ def read_fasta(path: str | os.PathLike) -> Iterator[FastaRecord]:
             raise error(f"cannot read compressed data ({e})", lineno + 1) from None
     if header is not None:
         yield finish()
+
+
+# Transcript regions in JSON lines (PlantRNA-FM's arabidopsis_regions.json): one transcript per line.
+REGION_KEYS = ("5utr", "cds", "3utr")
+JSON_SUFFIXES = (".json", ".jsonl", ".json.gz", ".jsonl.gz")
+
+
+def read_regions_jsonl(path: str | os.PathLike) -> Iterator[FastaRecord]:
+    """Yield one record per line of a JSON-lines file of transcript regions, plain or gzip.
+
+    Each line is an object with (some of) the keys "5utr", "cds", "3utr"; the record is the whole
+    transcript, 5'UTR + CDS + 3'UTR concatenated, with the id `<file stem>:<line>` (the files carry
+    no ids) and `line` the 1-based line. Raises FastaError naming file and line for a line that is
+    not such an object.
+    """
+    import json
+
+    path = Path(path)
+    stem = path.name.split(".")[0]
+    lineno = 0
+    with _open(path) as f:
+        try:
+            for lineno, raw in enumerate(f, start=1):
+                if not raw.strip():
+                    continue
+                try:
+                    obj = json.loads(raw)
+                except (UnicodeDecodeError, ValueError):
+                    raise FastaError(f"{path}, line {lineno}: not a JSON object (binary data or broken JSON)") from None
+                if not isinstance(obj, dict) or not any(isinstance(obj.get(k), str) for k in REGION_KEYS):
+                    raise FastaError(f"{path}, line {lineno}: expected an object with keys {', '.join(REGION_KEYS)}")
+                sequence = "".join(obj.get(k) or "" for k in REGION_KEYS)
+                if not sequence:
+                    raise FastaError(f"{path}, line {lineno}: all regions are empty (empty record)")
+                yield FastaRecord(f"{stem}:{lineno}", sequence, lineno)
+        except (OSError, EOFError, zlib.error) as e:
+            raise FastaError(f"{path}, line {lineno + 1}: cannot read compressed data ({e})") from None
+
+
+def read_sequences(path: str | os.PathLike) -> Iterator[FastaRecord]:
+    """Records of any supported input: JSON lines of transcript regions (.json, .jsonl, optionally .gz)
+    through `read_regions_jsonl`, everything else as FASTA / FASTA.gz through `read_fasta`."""
+    if str(path).lower().endswith(JSON_SUFFIXES):
+        return read_regions_jsonl(path)
+    return read_fasta(path)

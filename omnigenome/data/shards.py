@@ -51,8 +51,8 @@ def _write_shard(out_dir: Path, number: int, ids: list[str], sequences: list[byt
     name = shard_name(number)
     final = out_dir / name
     tmp = out_dir / f".{name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    for stale in out_dir.glob(f".{name}.tmp-*"):  # left by this shard's killed writers
+        shutil.rmtree(stale, ignore_errors=True)
     tmp.mkdir()
     try:
         lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
@@ -69,6 +69,47 @@ def _write_shard(out_dir: Path, number: int, ids: list[str], sequences: list[byt
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return {"name": name, "num_records": len(ids), "num_nucleotides": int(offsets[-1])}
+
+
+def _encode_records(records: Iterable[tuple[str, str, str]]):
+    """Validate (id, sequence, structure) records; yield (id, sequence bytes, structure bytes)."""
+    for rid, sequence, structure in records:
+        if len(sequence) != len(structure):
+            raise ValueError(f"record {rid!r}: sequence length {len(sequence)} differs from structure length"
+                             f" {len(structure)}")
+        if not sequence:
+            raise ValueError(f"record {rid!r}: empty sequence")
+        if not rid or "\n" in rid or "\r" in rid:
+            raise ValueError(f"record {rid!r}: an id must be a non-empty single line")
+        try:
+            yield rid, sequence.encode("ascii"), structure.encode("ascii")
+        except UnicodeEncodeError:
+            raise ValueError(f"record {rid!r}: sequence and structure must be ASCII") from None
+
+
+def write_shard(out_dir: str | os.PathLike, number: int, records: Iterable[tuple[str, str, str]]) -> dict:
+    """Write one shard `out_dir/shard-<number>` atomically (temp directory + rename); returns its index entry.
+
+    For writers that produce shards independently (one per work unit, possibly on different machines)
+    and write the index afterwards with `write_index`. An existing shard of that number is replaced.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    encoded = list(_encode_records(records))
+    return _write_shard(out_dir, number, [r[0] for r in encoded], [r[1] for r in encoded], [r[2] for r in encoded])
+
+
+def write_index(out_dir: str | os.PathLike, shards: list[dict]) -> dict:
+    """Write `out_dir/index.json` (atomically) for shard entries as returned by `write_shard`; returns it."""
+    index = {
+        "format": FORMAT,
+        "version": VERSION,
+        "num_records": sum(s["num_records"] for s in shards),
+        "num_nucleotides": sum(s["num_nucleotides"] for s in shards),
+        "shards": list(shards),
+    }
+    write_json_atomic(Path(out_dir) / INDEX, index)
+    return index
 
 
 def write_shards(records: Iterable[tuple[str, str, str]], out_dir: str | os.PathLike,
@@ -90,34 +131,16 @@ def write_shards(records: Iterable[tuple[str, str, str]], out_dir: str | os.Path
     ids: list[str] = []
     sequences: list[bytes] = []
     structures: list[bytes] = []
-    for rid, sequence, structure in records:
-        if len(sequence) != len(structure):
-            raise ValueError(f"record {rid!r}: sequence length {len(sequence)} differs from structure length"
-                             f" {len(structure)}")
-        if not sequence:
-            raise ValueError(f"record {rid!r}: empty sequence")
-        if not rid or "\n" in rid or "\r" in rid:
-            raise ValueError(f"record {rid!r}: an id must be a non-empty single line")
-        try:
-            sequences.append(sequence.encode("ascii"))
-            structures.append(structure.encode("ascii"))
-        except UnicodeEncodeError:
-            raise ValueError(f"record {rid!r}: sequence and structure must be ASCII") from None
+    for rid, sequence, structure in _encode_records(records):
         ids.append(rid)
+        sequences.append(sequence)
+        structures.append(structure)
         if len(ids) == records_per_shard:
             shards.append(_write_shard(out_dir, len(shards), ids, sequences, structures))
             ids, sequences, structures = [], [], []
     if ids:
         shards.append(_write_shard(out_dir, len(shards), ids, sequences, structures))
-
-    index = {
-        "format": FORMAT,
-        "version": VERSION,
-        "num_records": sum(s["num_records"] for s in shards),
-        "num_nucleotides": sum(s["num_nucleotides"] for s in shards),
-        "shards": shards,
-    }
-    write_json_atomic(out_dir / INDEX, index)
+    index = write_index(out_dir, shards)
     return index
 
 
