@@ -1,6 +1,8 @@
 """Evaluate a pretrained model: `python evaluate.py ckpt=<train.py checkpoint or HF dir> [data=...]`.
 
-Prints the loss and accuracy of every objective on the validation split of the data config.
+Without a task: prints the loss and accuracy of every objective on the validation split of the
+data config. With `task=<name>` (conf/task/): runs that evaluation task, for example
+`task=ssp_zero_shot dataset=bprna` (zero-shot secondary structure prediction beside ViennaRNA).
 """
 from __future__ import annotations
 
@@ -24,8 +26,20 @@ def evaluate(cfg: DictConfig) -> dict:
     return metrics
 
 
+def evaluate_task(cfg: DictConfig) -> dict:
+    """Run `cfg.task` (a partial function from conf/task/) on `cfg.dataset` with `cfg.ckpt`."""
+    L.seed_everything(cfg.seed, workers=True)
+    task = hydra.utils.instantiate(cfg.task)
+    return task(ckpt=cfg.ckpt, dataset=cfg.dataset.name, data_dir=cfg.dataset.data_dir,
+                attention_backend=cfg.attention_backend)
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
-def main(cfg: DictConfig) -> float:
+def main(cfg: DictConfig) -> float | None:
+    if cfg.get("task"):
+        rows = evaluate_task(cfg)
+        model_rows = [r for name, r in rows.items() if name.startswith("model")]
+        return model_rows[0]["macro_f1"] if model_rows else None
     return evaluate(cfg)["val/loss"]
 
 

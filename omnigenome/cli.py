@@ -1,6 +1,7 @@
 """The `omnigenome` command line.
 
     omnigenome prep INPUT.fasta[.gz]... --out DIR    FASTA -> folded, sharded train/val corpus
+    omnigenome fold SEQ... | --input FASTA          secondary structures (model or ViennaRNA), SVG plots
 
 Each subcommand is a `_add_<name>` function that declares its arguments and a `_run_<name>`
 function that does the work; more subcommands (fold, design) plug in the same way.
@@ -20,39 +21,182 @@ def _available_cores() -> int:
         return os.cpu_count() or 1
 
 
+class _IntermixedParser(argparse.ArgumentParser):
+    """Positionals may follow options (`prep IN.fa --out DIR long_policy=window`): parse intermixed."""
+
+    _parsing = False
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self._parsing:  # parse_known_intermixed_args calls back into parse_known_args
+            return super().parse_known_args(args, namespace)
+        self._parsing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._parsing = False
+
+
 def _add_prep(subparsers) -> None:
     p = subparsers.add_parser(
         "prep", help="build a pretraining corpus from FASTA files",
-        description="Normalise (RNA alphabet, upper case), filter by length, de-duplicate exactly, fold with "
-                    "ViennaRNA, split train/val by a hash of the sequence, and write DIR/train, DIR/val and "
-                    "DIR/manifest.json.")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="FASTA or FASTA.gz files")
-    p.add_argument("--out", required=True, metavar="DIR", help="output directory (must not hold a corpus yet)")
-    p.add_argument("--min-length", type=int, default=50, help="drop sequences shorter than this (nt; default 50)")
-    p.add_argument("--max-length", type=int, default=1022,
-                   help="drop sequences longer than this (nt; default 1022 = 1024 positions - <cls> - <eos>)")
-    p.add_argument("--records-per-shard", type=int, default=100_000, help="default 100000")
-    p.add_argument("--workers", type=int, default=_available_cores(),
-                   help="folding processes (default: all available cores)")
-    p.add_argument("--val-fraction", type=float, default=0.01, help="share of sequences for validation (default 0.01)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the train/val split hash (default 0)")
+        description="Normalise (RNA alphabet, upper case), filter by length, drop or window long sequences, "
+                    "de-duplicate exactly and (with cd-hit-est) near-duplicates, fold with ViennaRNA, split "
+                    "train/val by a hash of the sequence, and write DIR/train, DIR/val and DIR/manifest.json. "
+                    "Defaults come from conf/prep/<config>.yaml; change any setting there with key=value "
+                    "arguments (e.g. long_policy=window near_dup.enabled=true executor.name=slurm). "
+                    "An interrupted run finishes when the same command is run again.")
+    p.add_argument("inputs", nargs="*", metavar="INPUT",
+                   help="FASTA / FASTA.gz files or JSON lines of transcript regions, and key=value settings")
+    p.add_argument("--out", metavar="DIR", help="output directory (or out=DIR)")
+    p.add_argument("--config", default="default", metavar="NAME", help="conf/prep/NAME.yaml (default: default)")
+    p.add_argument("--min-length", type=int, help="drop sequences shorter than this (nt; config: 50)")
+    p.add_argument("--max-length", type=int,
+                   help="longest sequence kept whole (nt; config: 1022 = 1024 positions - <cls> - <eos>)")
+    p.add_argument("--long-policy", choices=("drop", "window"), help="longer sequences: drop or cut into windows")
+    p.add_argument("--near-dup", type=float, metavar="IDENTITY",
+                   help="remove near-duplicates with cd-hit-est at this identity (e.g. 0.9)")
+    p.add_argument("--records-per-shard", type=int, help="config: 100000")
+    p.add_argument("--workers", type=int, help="folding processes (config: all available cores)")
+    p.add_argument("--val-fraction", type=float, help="share of sequences for validation (config: 0.01)")
+    p.add_argument("--seed", type=int, help="seed of the train/val split hash (config: 0)")
+    p.add_argument("--executor", choices=("none", "local", "slurm"),
+                   help="none: fold here; local / slurm: a submitit job array")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=_run_prep)
+    p.__class__ = _IntermixedParser
+
+
+def _prep_overrides(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """(input files, Hydra-style overrides): a positional `key=value` that is not a file is a setting."""
+    inputs, overrides = [], []
+    for item in args.inputs:
+        key = item.split("=", 1)[0]
+        if "=" in item and not os.path.exists(item) and key.replace(".", "").replace("_", "").isalnum():
+            overrides.append(item)
+        else:
+            inputs.append(item)
+    flags = {"min_length": args.min_length, "max_length": args.max_length, "long_policy": args.long_policy,
+             "records_per_shard": args.records_per_shard, "fold.workers": args.workers,
+             "val_fraction": args.val_fraction, "seed": args.seed, "executor.name": args.executor}
+    overrides += [f"{k}={v}" for k, v in flags.items() if v is not None]
+    if args.near_dup is not None:
+        overrides += ["near_dup.enabled=true", f"near_dup.identity={args.near_dup}"]
+    if args.no_progress:
+        overrides.append("progress=false")
+    return inputs, overrides
 
 
 def _run_prep(args: argparse.Namespace) -> int:
-    from omnigenome.data.prep import format_summary, prepare_corpus
+    from omnigenome.data.prep import format_summary, load_config, run_prep
 
-    manifest = prepare_corpus(args.inputs, args.out, min_length=args.min_length, max_length=args.max_length,
-                              records_per_shard=args.records_per_shard, workers=args.workers,
-                              val_fraction=args.val_fraction, seed=args.seed, progress=not args.no_progress)
+    inputs, overrides = _prep_overrides(args)
+    cfg = load_config(args.config, overrides)
+    inputs = inputs or list(cfg.inputs)
+    out = args.out or cfg.out
+    if not inputs:
+        raise ValueError("no input files given")
+    if not out:
+        raise ValueError("no output directory given (--out DIR)")
+    try:
+        manifest = run_prep(cfg, inputs, out)
+    except RuntimeError as e:  # units not folded (a failed array task): rerunning finishes them
+        print(f"omnigenome prep: {e}", file=sys.stderr)
+        return 1
+    if manifest is None:
+        return 0
     print(format_summary(manifest))
     invalid = manifest["invalid"]
     if invalid:
         print(f"{len(invalid)} invalid record(s) skipped, for example:")
         for item in invalid[:5]:
             print(f"  {item['file']}, line {item['line']}: {item['reason']}")
-    print(f"wrote {args.out}/train, {args.out}/val and {args.out}/manifest.json")
+    print(f"wrote {out}/train, {out}/val and {out}/manifest.json")
+    return 0
+
+
+def _add_fold(subparsers) -> None:
+    p = subparsers.add_parser(
+        "fold", help="predict secondary structures (dot-bracket) from a checkpoint or with ViennaRNA",
+        description="Print each sequence's structure as FASTA-like blocks: '>id', the sequence, the dot-bracket "
+                    "(with the free energy in kcal/mol for --engine vienna). The model's Seq2Str head is decoded "
+                    "with --decode: 'valid' (default) is the most probable balanced structure, 'argmax' the most "
+                    "probable label of each nucleotide (may be unbalanced).")
+    p.add_argument("sequences", nargs="*", metavar="SEQ", help="sequences (A C G U/T N, any case)")
+    p.add_argument("--input", metavar="FASTA", help="read sequences from a FASTA or FASTA.gz file")
+    p.add_argument("--ckpt", metavar="PATH", help="train.py checkpoint or Hugging Face model directory")
+    p.add_argument("--engine", choices=("model", "vienna"), default="model",
+                   help="model: the checkpoint's structure head (default); vienna: ViennaRNA MFE")
+    p.add_argument("--decode", choices=("valid", "argmax"), default="valid", help="default: valid")
+    p.add_argument("--min-loop", type=int, default=3, help="fewest unpaired nt inside a pair for 'valid' (default 3)")
+    p.add_argument("--canonical", action="store_true", help="'valid' structures use only AU, CG and GU pairs")
+    p.add_argument("--plot", metavar="DIR", help="also draw each structure to DIR/<id>.svg")
+    p.set_defaults(run=_run_fold)
+
+
+def _svg_name(record_id: str, used: set[str]) -> str:
+    """A file name from a record id: unsafe characters replaced, repeats numbered."""
+    import re
+    base = re.sub(r"[^A-Za-z0-9._-]", "_", record_id).strip(".") or "seq"
+    name, n = f"{base}.svg", 1
+    while name in used:
+        n += 1
+        name = f"{base}_{n}.svg"
+    used.add(name)
+    return name
+
+
+def _run_fold(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from omnigenome.tokenizer import OmniGenomeTokenizer
+
+    records = [(f"seq{i + 1}", s) for i, s in enumerate(args.sequences)]
+    if args.input:
+        from omnigenome.data.fasta import read_fasta
+        records += [(r.id, r.sequence) for r in read_fasta(args.input)]
+    if not records:
+        raise ValueError("no sequences: give SEQ arguments or --input FASTA")
+    if args.engine == "model" and not args.ckpt:
+        raise ValueError("--engine model needs --ckpt PATH (or use --engine vienna)")
+    if args.engine == "vienna" and args.ckpt:
+        raise ValueError("--ckpt is for --engine model; ViennaRNA needs no checkpoint")
+    checker = OmniGenomeTokenizer(alphabet=None)  # one definition of a valid sequence for both engines
+    for rid, sequence in records:
+        checker.normalize(sequence, record=rid)
+
+    sequences = [s for _, s in records]
+    if args.engine == "vienna":
+        from omnigenome.folding import fold_many
+        folded = fold_many(sequences, workers=min(_available_cores(), len(sequences)))
+        structures = [s for s, _ in folded]
+        notes = [f" ({energy:.2f})" for _, energy in folded]
+    else:
+        from omnigenome.ssp.decode import decode
+        from omnigenome.ssp.predict import structure_probabilities
+        from omnigenome.training.run import load_model
+        probs = structure_probabilities(load_model(args.ckpt), sequences)
+        structures = [decode(p, args.decode, s, min_loop=args.min_loop, canonical_only=args.canonical)
+                      for p, s in zip(probs, sequences)]
+        notes = [""] * len(structures)
+    for (rid, sequence), structure, note in zip(records, structures, notes):
+        print(f">{rid}\n{sequence}\n{structure}{note}")
+
+    if args.plot:
+        import RNA
+        from omnigenome.structure import pair_table
+        out = Path(args.plot)
+        out.mkdir(parents=True, exist_ok=True)
+        used: set[str] = set()
+        for (rid, sequence), structure in zip(records, structures):
+            try:
+                pair_table(structure, allowed="().")
+            except ValueError:  # an unbalanced argmax prediction has no drawing
+                print(f"omnigenome fold: {rid}: not drawn, the structure is unbalanced", file=sys.stderr)
+                continue
+            path = out / _svg_name(rid, used)
+            if not RNA.svg_rna_plot(sequence.upper().replace("T", "U"), structure, str(path)):
+                raise RuntimeError(f"ViennaRNA could not draw {rid} to {path}")
+        print(f"plots: {out}/ ({len(used)} SVG files)", file=sys.stderr)
     return 0
 
 
@@ -60,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="omnigenome", description="OmniGenome RNA foundation model tools")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_prep(subparsers)
+    _add_fold(subparsers)
     return parser
 
 

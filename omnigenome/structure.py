@@ -65,3 +65,14 @@ def to_labels(structure: str, record: str | None = None) -> list[int]:
 def from_pairs(pairs: list[int]) -> str:
     """Dot-bracket of a nested pair table (no pseudoknots)."""
     return "".join("." if j < 0 else ("(" if i < j else ")") for i, j in enumerate(pairs))
+
+
+# Watson-Crick and wobble pairs, the pairs ViennaRNA's energy model allows (RNA alphabet).
+CANONICAL_PAIRS = frozenset({("A", "U"), ("U", "A"), ("G", "C"), ("C", "G"), ("G", "U"), ("U", "G")})
+
+
+def is_canonical_pair(a: str, b: str) -> bool:
+    """True for AU, CG, GU in either order; case-insensitive, T read as U."""
+    norm = {"T": "U"}
+    a, b = a.upper(), b.upper()
+    return (norm.get(a, a), norm.get(b, b)) in CANONICAL_PAIRS

@@ -1,0 +1,119 @@
+"""`python evaluate.py task=ssp_zero_shot ...` and `omnigenome fold`, on a small random model."""
+import json
+import subprocess
+import sys
+
+import pytest
+import RNA
+import torch
+from hydra import compose, initialize_config_dir
+
+from conftest import ROOT
+from omnigenome import OmniGenomeModel
+from omnigenome.cli import main as cli_main
+from omnigenome.structure import pair_table
+
+sys.path.insert(0, str(ROOT))
+import evaluate as evaluate_script  # noqa: E402
+
+RECORDS = [{"seq": "GGGGAAACCCCAUAUGGGAAACCCAU", "label": "((((...))))...(((...)))..."},
+           {"seq": "ACGUACGUAAAACGUACGU", "label": "((((((((...))))))))"},
+           {"seq": "UUUUUUUU", "label": "........"}]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A small random model in the Hugging Face layout (load_model reads it like a released checkpoint)."""
+    torch.manual_seed(0)
+    d = tmp_path_factory.mktemp("model")
+    OmniGenomeModel(hidden_size=32, num_layers=1, num_heads=2, ffn_size=64).save_pretrained(d)
+    return d
+
+
+@pytest.fixture(scope="module")
+def benchmark_root(tmp_path_factory):
+    """RNAStralign is not in ../shared/data: a small file in the same JSON-lines format."""
+    root = tmp_path_factory.mktemp("bench")
+    folder = root / "rgb" / "RNA-SSP-RNAStralign"
+    folder.mkdir(parents=True)
+    (folder / "test.json").write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
+    return root
+
+
+def test_evaluate_task_ssp_zero_shot(model_dir, benchmark_root, tmp_path, capsys):
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("eval", overrides=["task=ssp_zero_shot", "dataset=rnastralign", f"benchmark_dir={benchmark_root}",
+                                         f"ckpt={model_dir}", f"paths.data_dir={tmp_path}", "task.decode=[valid,argmax]",
+                                         "task.workers=1", "task.progress=false"])
+    rows = evaluate_script.evaluate_task(cfg)
+    assert list(rows) == ["model (valid)", "model (argmax)", f"ViennaRNA {RNA.__version__} MFE"]
+    for scores in rows.values():
+        assert scores["num_sequences"] == 3
+        assert set(scores) >= {"macro_f1", "mcc", "bp_precision", "bp_recall", "bp_f1"}
+    out = capsys.readouterr().out
+    assert "rnastralign test (3 sequences)" in out and "token macro-F1" in out and "bp recall" in out
+    assert list(tmp_path.glob("cache/vienna-mfe-*.json"))  # the baseline is cached for the next checkpoint
+
+
+@pytest.mark.slow
+def test_evaluate_py_command_line(model_dir, benchmark_root, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "evaluate.py", "task=ssp_zero_shot", "dataset=rnastralign", f"ckpt={model_dir}",
+         f"paths.log_dir={tmp_path}/logs", f"paths.data_dir={tmp_path}/data", "task.progress=false"],
+        cwd=ROOT, capture_output=True, text=True, env={"OMNIGENOME_BENCHMARK_DATA": str(benchmark_root),
+                                                       "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "2"})
+    assert result.returncode == 0, result.stderr
+    assert "model (valid)" in result.stdout and "ViennaRNA" in result.stdout
+
+
+def run_cli(capsys, *argv):
+    status = cli_main(["fold", *argv])
+    out = capsys.readouterr()
+    return status, out.out, out.err
+
+
+def blocks(out):
+    lines = out.strip().splitlines()
+    return [lines[i: i + 3] for i in range(0, len(lines), 3)]
+
+
+def test_fold_with_vienna_and_plots(tmp_path, capsys):
+    fasta = tmp_path / "in.fa"
+    fasta.write_text(">tRNA/1 x\nGCGGAUUUAGCUCAGUUGGGAGAGCGCCAGACUGAAGAUCUGGAGGUCCUGUGUUCGAUCCACAGAAUUCGCACCA\n")
+    status, out, err = run_cli(capsys, "GGGGAAACCCC", "--input", str(fasta), "--engine", "vienna",
+                               "--plot", str(tmp_path / "svg"))
+    assert status == 0
+    (h1, s1, t1), (h2, s2, t2) = blocks(out)
+    assert (h1, s1, t1) == (">seq1", "GGGGAAACCCC", "((((...)))) (-4.50)")
+    assert h2 == ">tRNA/1" and t2.split()[0] == RNA.fold(s2)[0]
+    svgs = sorted(p.name for p in (tmp_path / "svg").iterdir())
+    assert svgs == ["seq1.svg", "tRNA_1.svg"]
+    assert "<svg" in (tmp_path / "svg" / "seq1.svg").read_text()
+
+
+@pytest.mark.parametrize("decoder", ["valid", "argmax"])
+def test_fold_with_a_checkpoint(model_dir, tmp_path, capsys, decoder):
+    seqs = [r["seq"] for r in RECORDS]
+    status, out, err = run_cli(capsys, *seqs, "--ckpt", str(model_dir), "--decode", decoder,
+                               "--plot", str(tmp_path / "svg"))
+    assert status == 0
+    structures = [b[2] for b in blocks(out)]
+    assert [len(s) for s in structures] == [len(s) for s in seqs]
+    if decoder == "valid":
+        for seq, s in zip(seqs, structures):
+            pair_table(s, allowed="().")
+            assert RNA.fold_compound(seq).eval_structure(s) < 1000
+        assert len(list((tmp_path / "svg").glob("*.svg"))) == 3
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["GGGXAACCC", "--engine", "vienna"], "invalid nucleotide 'X' at position 4"),
+    (["", "--engine", "vienna"], "empty sequence"),
+    (["ACGU"], "needs --ckpt"),
+    (["--engine", "vienna"], "no sequences"),
+    (["--input", "/nonexistent.fa", "--engine", "vienna"], "nonexistent.fa"),
+])
+def test_fold_bad_input_is_one_line_and_status_2(capsys, argv, message):
+    status, out, err = run_cli(capsys, *argv)
+    assert status == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("omnigenome fold: error:") and message in err
