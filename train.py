@@ -1,7 +1,9 @@
 """Pretrain an OmniGenome model: `python train.py [group=option ...] [key=value ...]`.
 
 Defaults: the tiny model on the embedded sample corpus, on CPU. See conf/train.yaml for the groups.
-Returns the final validation loss (the metric a Hydra sweep optimises).
+Returns the final validation loss (`optimized_metric`, what a sweep minimises). Ranks are launched from
+outside (torchrun, srun, hydra/launcher=slurm) and share one run directory; `resume=<run dir>` continues
+a run there (see omnigenome/training/cluster.py).
 """
 from __future__ import annotations
 
@@ -12,14 +14,16 @@ import lightning as L
 import torch
 from omegaconf import DictConfig
 
-from omnigenome.training import run
+from omnigenome.training import cluster, run
 
 log = logging.getLogger("omnigenome")
 
 
 def train(cfg: DictConfig) -> dict:
     L.seed_everything(cfg.seed, workers=True)
-    ckpt_path = run.resolve_checkpoint(cfg.get("ckpt_path"), cfg.paths.log_dir, cfg.task_name)
+    # An explicit ckpt_path, else the run directory's own last.ckpt (resume=<dir>, a requeued job).
+    ckpt_path = (run.resolve_checkpoint(cfg.get("ckpt_path"), cfg.paths.log_dir, cfg.task_name)
+                 or cluster.last_checkpoint(cfg.paths.output_dir))
     run.keep_wandb_run(cfg, ckpt_path)
     if torch.cuda.is_available():
         torch.set_float32_matmul_precision("high")
@@ -29,6 +33,8 @@ def train(cfg: DictConfig) -> dict:
     model = hydra.utils.instantiate(cfg.model)
     module = hydra.utils.instantiate(cfg.module, model=model, objectives=objectives)
     callbacks = run.instantiate_group(cfg.get("callbacks"))
+    preemption = hydra.utils.instantiate(cfg.preemption) if cfg.get("preemption") else None
+    callbacks += [preemption] if preemption else []
     loggers = run.instantiate_group(cfg.get("logger"))
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
@@ -45,12 +51,20 @@ def train(cfg: DictConfig) -> dict:
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
-        # Score the final weights on the whole validation split.
-        for result in trainer.validate(module, datamodule=datamodule, verbose=False):
-            metrics.update(result)
+        # Score the final weights on the whole validation split (not when stopped by a signal: time is short).
+        if preemption is None or preemption.stopped_at_step is None:
+            for result in trainer.validate(module, datamodule=datamodule, verbose=False):
+                metrics.update(result)
     finally:
         for lg in loggers:
             lg.finalize("success" if trainer.state.status == "finished" else "failed")
+    if preemption is not None and preemption.stopped_at_step is not None:
+        run.finish_wandb()  # flushed before the requeue ends this job
+        preemption.requeue_job(trainer)
+        if trainer.is_global_zero:
+            print(f"\nstopped at step {trainer.global_step} on a signal; continue with: "
+                  f"python train.py resume={cfg.paths.output_dir} <the same overrides>")
+        return metrics
 
     if trainer.is_global_zero:
         ckpt = trainer.checkpoint_callback
@@ -67,8 +81,16 @@ def train(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    metrics = train(cfg)
-    return metrics.get("val/loss")
+    try:
+        metrics = train(cfg)
+    except Exception:
+        # Logged with its traceback in the run's log; a sweep records the trial as failed and goes on.
+        log.exception("run failed (run directory %s)", cfg.paths.output_dir)
+        raise
+    finally:
+        run.finish_wandb()  # the next trial of an in-process sweep starts a new W&B run
+    value = metrics.get(cfg.get("optimized_metric") or "val/loss")
+    return float(value) if value is not None else None
 
 
 if __name__ == "__main__":

@@ -22,13 +22,17 @@ import train as train_script  # noqa: E402
 CONF = ROOT / "conf"
 
 
-@pytest.fixture(scope="session")
-def data_dir(tmp_path_factory):
-    """A small sample corpus, generated once per test session."""
+def shared_sample_data(tmp_path_factory):
+    """A small sample corpus, generated once per test session (tests/test_cluster.py uses it too)."""
     from omnigenome.data.sample_corpus import ensure_sample_corpus
-    d = tmp_path_factory.mktemp("data")
+    d = tmp_path_factory.getbasetemp() / "data"
     ensure_sample_corpus(d / "sample_corpus", num_records=500, seed=0, workers=2)
     return d
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory):
+    return shared_sample_data(tmp_path_factory)
 
 
 def compose_cfg(tmp_path, data_dir, overrides=(), config_name="train"):
@@ -226,12 +230,13 @@ def test_effective_batch_size_sets_accumulation(tmp_path, data_dir):
 
 
 def test_ddp_two_processes_see_disjoint_data(tmp_path, data_dir):
-    """2-process DDP on CPU (gloo) launched by torchrun: one run directory, ranks train on disjoint records."""
+    """2-process DDP on CPU (gloo) launched by torchrun: ranks train on disjoint records and, with no
+    hydra.run.dir given, write one run directory (rank 0 chooses it, the other rank reads it from torchrun's store)."""
     audit = tmp_path / "audit"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533", "train.py",
            "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.max_steps=4",
            "trainer.val_check_interval=1000000", "callbacks=none", "logger=csv", "data.max_tokens=3000",
-           f"hydra.run.dir={tmp_path}/run", f"paths.log_dir={tmp_path}/logs", f"paths.data_dir={data_dir}",
+           f"paths.log_dir={tmp_path}/logs", f"paths.data_dir={data_dir}",
            "data.sample.num_records=500", f"+callbacks.audit._target_=omnigenome.training.callbacks.RecordAudit",
            f"+callbacks.audit.dirpath={audit}", *SMALL_MODEL]
     env = dict(os.environ, OMP_NUM_THREADS="1")
@@ -239,4 +244,6 @@ def test_ddp_two_processes_see_disjoint_data(tmp_path, data_dir):
     assert out.returncode == 0, out.stderr[-4000:]
     seen = [set(map(int, (audit / f"rank{r}.txt").read_text().split())) for r in (0, 1)]
     assert seen[0] and seen[1] and not seen[0] & seen[1]
-    assert (tmp_path / "run" / "csv" / "metrics.csv").is_file()
+    [run_dir] = Path(tmp_path, "logs", "pretrain", "runs").iterdir()
+    assert (run_dir / "csv" / "metrics.csv").is_file() and (run_dir / ".hydra" / "config.yaml").is_file()
+    assert (run_dir / "train.log").is_file() and (run_dir / "train.rank1.log").is_file()

@@ -1,11 +1,19 @@
-"""Callbacks: throughput in unpadded tokens per second, and a per-rank audit of the records trained on."""
+"""Callbacks: throughput in unpadded tokens per second, preemption (checkpoint, stop, requeue), and a per-rank
+audit of the records trained on."""
 from __future__ import annotations
 
+import logging
+import signal
+import threading
 import time
 from pathlib import Path
 
 import lightning as L
 import torch
+
+from omnigenome.training import cluster
+
+log = logging.getLogger("omnigenome")
 
 
 class TokenThroughput(L.Callback):
@@ -45,3 +53,72 @@ class RecordAudit(L.Callback):
         self.dirpath.mkdir(parents=True, exist_ok=True)
         with open(self.dirpath / f"rank{trainer.global_rank}.txt", "a") as f:
             f.write(" ".join(map(str, batch["record_index"].tolist())) + "\n")
+
+
+class Preemption(L.Callback):
+    """Stops a run cleanly when the cluster says so, ready to resume in the same run directory.
+
+    On one of `signals` (SLURM's warning before the time limit: `#SBATCH --signal=USR1@120`, USR2 from
+    submitit; SIGTERM on preemption or `kill`), the handler only sets a flag. At the next optimizer-step
+    boundary the run saves `<dirpath>/last.ckpt` and stops: saving inside the handler could catch the
+    weights half updated, and the data position on resume is derived from the step count. All ranks stop
+    at the same step (a signal on any rank counts). train.py then calls `requeue_job`: under SLURM and unless
+    the signal was SIGTERM (scancel sends it too), rank 0 requeues the job, which finds its run directory
+    again and continues from last.ckpt.
+    """
+
+    def __init__(self, dirpath: str, signals: tuple[str, ...] = ("SIGUSR1", "SIGUSR2", "SIGTERM"),
+                 requeue: bool = True):
+        self.dirpath = Path(dirpath)
+        self.signals = [signal.Signals[s] if isinstance(s, str) else signal.Signals(s) for s in signals]
+        self.requeue = requeue
+        self.received: signal.Signals | None = None
+        self.stopped_at_step: int | None = None
+        self._previous_handlers: dict = {}
+        self._step = -1
+
+    def _on_signal(self, signum, frame):
+        if self.received is None or self.received == signal.SIGTERM:
+            self.received = signal.Signals(signum)
+
+    def on_train_start(self, trainer, pl_module):
+        # After Lightning's own handlers (its SLURM requeue saves inside the handler, its SIGTERM exits unsaved).
+        self._step = trainer.global_step
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.signals:
+                self._previous_handlers[sig] = signal.signal(sig, self._on_signal)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step == self._step or self.stopped_at_step is not None:  # mid accumulation window, or done
+            return
+        self._step = trainer.global_step
+        if not trainer.strategy.reduce_boolean_decision(self.received is not None, all=False):
+            return
+        path = self.dirpath / "last.ckpt"
+        trainer.save_checkpoint(path)
+        for logger in trainer.loggers:
+            logger.save()
+        trainer.should_stop = True
+        self.stopped_at_step = trainer.global_step
+        if trainer.is_global_zero:
+            name = self.received.name if self.received else "a signal on another rank"
+            log.warning("%s: saved %s at step %d, stopping", name, path, trainer.global_step)
+
+    def on_train_end(self, trainer, pl_module):
+        self._restore_handlers()
+
+    def teardown(self, trainer, pl_module, stage):
+        self._restore_handlers()
+
+    def _restore_handlers(self):
+        for sig, handler in self._previous_handlers.items():
+            signal.signal(sig, handler)
+        self._previous_handlers = {}
+
+    def requeue_job(self, trainer) -> bool:
+        """After a stop on a signal: requeue the SLURM job from rank 0 (not after SIGTERM). Call it last,
+        once the loggers are flushed: SLURM ends the job at once."""
+        if (self.stopped_at_step is None or not self.requeue or not trainer.is_global_zero
+                or self.received == signal.SIGTERM):
+            return False
+        return cluster.requeue_slurm_job()

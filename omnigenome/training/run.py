@@ -8,6 +8,8 @@ import hydra
 import lightning as L
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from omnigenome.training import cluster  # noqa: F401  (registers the run-directory resolvers of conf/hydra)
+
 log = logging.getLogger("omnigenome")
 
 
@@ -64,6 +66,14 @@ def record_wandb_run(loggers: list, output_dir: str) -> None:
     for lg in loggers:
         if isinstance(lg, WandbLogger):
             Path(output_dir, "wandb_run_id").write_text(lg.experiment.id + "\n")
+
+
+def finish_wandb() -> None:
+    """End the active W&B run, if any (Lightning's WandbLogger leaves it open)."""
+    import sys
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and wandb.run is not None:
+        wandb.finish()
 
 
 def log_config(loggers: list, cfg: DictConfig) -> None:
