@@ -8,7 +8,7 @@ import hydra
 import lightning as L
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from omnigenome.training import cluster  # noqa: F401  (registers the run-directory resolvers of conf/hydra)
+from omnigenome.training import cluster  # also registers the run-directory resolvers of conf/hydra
 
 log = logging.getLogger("omnigenome")
 
@@ -18,10 +18,7 @@ def resolve_checkpoint(ckpt_path: str | None, log_dir: str, task_name: str) -> s
     if ckpt_path in (None, ""):
         return None
     if ckpt_path == "last":
-        found = sorted(Path(log_dir, task_name).glob("**/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
-        if not found:
-            raise FileNotFoundError(f"ckpt_path=last: no checkpoints/last.ckpt under {Path(log_dir, task_name)}")
-        return str(found[-1])
+        return str(cluster.latest_run(Path(log_dir, task_name, "runs")) / cluster.LAST_CHECKPOINT)
     if not Path(ckpt_path).is_file():
         raise FileNotFoundError(f"ckpt_path={ckpt_path}: no such checkpoint file")
     return ckpt_path
