@@ -150,7 +150,7 @@ def test_a_failing_trial_is_logged_and_the_sweep_goes_on(tmp_path, data_dir):
     (Not Optuna's grid sampler: it calls study.stop() once the grid is done, which the sweeper's ask/tell
     loop does not allow. TPE's seeded random start-up visits both values with seed 0, in either order.)"""
     sweep = tmp_path / "sweep"
-    args = train_cmd(tmp_path, data_dir, "hparams_search=optuna", "hydra.sweeper.sampler.seed=0",
+    args = train_cmd(tmp_path, data_dir, "hparams_search=optuna", "hydra.sweeper.sampler.seed=0", "hydra.sweeper.n_trials=2",
                      "hydra.sweeper.params=null", "module.optimizer.lr=choice(-1.0,0.003)", f"hydra.sweep.dir={sweep}",
                      *SWEEP_FAST, flags=["-m"])
     out = run_shell(shlex.join(args))
