@@ -161,10 +161,10 @@ def run_isolated(*args):
     return result
 
 
-def mfu(tokens_per_s, cfg: OmniGenomeConfig, mean_len: float, peak: float, train: bool) -> float:
-    """Model FLOPs utilisation: (6 or 2) x params + attention, per token, against the device's peak."""
-    n = 12 * cfg.num_layers * cfg.hidden_size ** 2  # matmul parameters of the blocks (approx.)
-    per_token = (6 if train else 2) * n + (12 if train else 4) * cfg.num_layers * cfg.hidden_size * mean_len
+def mfu(tokens_per_s: float, cfg: OmniGenomeConfig, batches, peak: float, train: bool) -> float:
+    """Model FLOPs utilisation from `OmniGenomeConfig.training_flops` (inference: a third of it)."""
+    lengths = [len(x) for ids, _ in batches for x in ids]
+    per_token = cfg.training_flops(lengths) / sum(lengths) / (1 if train else 3)
     return tokens_per_s * per_token / peak
 
 
@@ -210,7 +210,7 @@ def main(argv=None):
                        f"{theirs['tokens_per_s']:,.0f}", f"{ours['tokens_per_s'] / theirs['tokens_per_s']:.2f}x",
                        f"{ours['peak_bytes'] / 2**20:,.0f}", f"{theirs['peak_bytes'] / 2**20:,.0f}"]
                 if peak:
-                    row.append(f"{mfu(ours['tokens_per_s'], CONFIGS[name], mean_len, peak, mode == 'train'):.1%}")
+                    row.append(f"{mfu(ours['tokens_per_s'], CONFIGS[name], batches, peak, mode == 'train'):.1%}")
                 rows.append(row)
                 print("  ".join(row), flush=True)
     widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]

@@ -179,7 +179,8 @@ def test_train_py_command_line_prints_summary(tmp_path, data_dir):
     env = dict(os.environ, WANDB_MODE="offline")
     common = [f"paths.log_dir={tmp_path}/logs", f"paths.data_dir={data_dir}", "data.sample.num_records=500",
               *SMALL_MODEL, "trainer.val_check_interval=3", "data.max_tokens=3000", "logger=[csv,wandb]",
-              "callbacks.throughput.every_n_steps=2", "trainer.log_every_n_steps=1"]
+              "callbacks.throughput.every_n_steps=2", "callbacks.throughput.peak_flops=1e12",
+              "trainer.log_every_n_steps=1"]
     out = subprocess.run([sys.executable, "train.py", "trainer.max_steps=6", *common],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -191,7 +192,7 @@ def test_train_py_command_line_prints_summary(tmp_path, data_dir):
     run_id = (run_dirs[0] / "wandb_run_id").read_text().strip()
     with open(run_dirs[0] / "csv" / "metrics.csv") as f:
         columns = set(next(csv.reader(f)))
-    assert {"lr-AdamW/pg1", "perf/tokens_per_s", "train/mlm/acc", "train/seq2str/loss", "val/str2seq/loss"} <= columns
+    assert {"lr-AdamW/pg1", "perf/tokens_per_s", "perf/mfu", "train/mlm/acc", "train/seq2str/loss", "val/str2seq/loss"} <= columns
     # the resolved config went to the loggers
     assert "model" in (run_dirs[0] / "csv" / "hparams.yaml").read_text()
 

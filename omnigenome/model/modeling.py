@@ -46,6 +46,15 @@ class OmniGenomeConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def training_flops(self, segment_lengths) -> float:
+        """FLOPs of one training step (forward + backward) over packed segments of these lengths:
+        6 x (block matmul parameters) per token, plus attention, 12 x layers x hidden x L per token
+        of a segment of length L (q.k and attn.v, forward and backward). Inference is one third."""
+        lengths = [int(n) for n in segment_lengths]
+        matmul_params = self.num_layers * (4 * self.hidden_size ** 2 + 2 * self.hidden_size * self.ffn_size)
+        attention = 12 * self.num_layers * self.hidden_size * sum(n * n for n in lengths)
+        return 6.0 * matmul_params * sum(lengths) + attention
+
 
 @dataclass
 class OmniGenomeOutput:

@@ -17,13 +17,25 @@ log = logging.getLogger("omnigenome")
 
 
 class TokenThroughput(L.Callback):
-    """Logs `perf/tokens_per_s` (unpadded tokens per second on this device) and `perf/tokens_per_s_global`
-    (times the number of ranks) every `every_n_steps` optimizer steps. Batches are packed, so every
-    token counted is a real one."""
+    """Logs every `every_n_steps` optimizer steps: `perf/tokens_per_s` (unpadded tokens per second on this
+    device; batches are packed, so every token counted is a real one), `perf/tokens_per_s_global` (times
+    the number of ranks) and, where the device's peak is known, `perf/mfu` (model FLOPs utilisation:
+    `OmniGenomeConfig.training_flops` per second over the peak).
 
-    def __init__(self, every_n_steps: int = 10):
-        self.every_n_steps = every_n_steps
-        self._tokens, self._t0, self._last_step = 0, None, -1
+    peak_flops: the device's peak in FLOP/s for the training precision; None asks Lightning's table of
+    GPUs (`get_available_flops`), which knows no CPU, so on CPU no MFU is logged unless it is given.
+    """
+
+    def __init__(self, every_n_steps: int = 10, peak_flops: float | None = None):
+        self.every_n_steps, self.peak_flops = every_n_steps, peak_flops
+        self._tokens, self._flops, self._t0, self._last_step = 0, 0.0, None, -1
+
+    def setup(self, trainer, pl_module, stage):
+        if self.peak_flops is None:
+            from lightning.fabric.utilities.throughput import get_available_flops
+            precision = str(trainer.precision)
+            dtype = torch.bfloat16 if "bf16" in precision else torch.float16 if "16" in precision else torch.float32
+            self.peak_flops = get_available_flops(trainer.strategy.root_device, dtype)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if self._t0 is None:
@@ -31,15 +43,21 @@ class TokenThroughput(L.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         self._tokens += int(batch["num_tokens"])
+        if self.peak_flops:
+            cu = batch["cu_seqlens"].tolist()
+            self._flops += pl_module.model.config.training_flops(b - a for a, b in zip(cu[:-1], cu[1:]))
         step = trainer.global_step
         if step != self._last_step and step % self.every_n_steps == 0 and step > 0:
             self._last_step = step
             if trainer.strategy.root_device.type == "cuda":
                 torch.cuda.synchronize()
-            rate = self._tokens / max(time.perf_counter() - self._t0, 1e-9)
-            pl_module.log_dict({"perf/tokens_per_s": rate, "perf/tokens_per_s_global": rate * trainer.world_size},
-                               on_step=True, on_epoch=False, batch_size=1)
-            self._tokens, self._t0 = 0, time.perf_counter()
+            elapsed = max(time.perf_counter() - self._t0, 1e-9)
+            rate = self._tokens / elapsed
+            values = {"perf/tokens_per_s": rate, "perf/tokens_per_s_global": rate * trainer.world_size}
+            if self.peak_flops:
+                values["perf/mfu"] = self._flops / elapsed / self.peak_flops
+            pl_module.log_dict(values, on_step=True, on_epoch=False, batch_size=1)
+            self._tokens, self._flops, self._t0 = 0, 0.0, time.perf_counter()
 
 
 class RecordAudit(L.Callback):
