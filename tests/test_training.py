@@ -219,6 +219,20 @@ def test_train_py_command_line_prints_summary(tmp_path, data_dir):
     assert scores[0] == scores[1]  # same weights, same fixed validation masks: same numbers
 
 
+def test_compiled_training_step_matches_eager(tmp_path, data_dir):
+    """module.compile=true compiles the encoder once for all packed shapes; its losses follow eager's."""
+    losses = {}
+    for compiled in (False, True):
+        cfg = compose_cfg(tmp_path / str(compiled), data_dir,
+                          fast(4, "logger=csv", f"module.compile={compiled}") + SMALL_MODEL)
+        train_script.train(cfg)
+        losses[compiled] = read_csv_losses(tmp_path / str(compiled) / "run" / "csv" / "metrics.csv")
+    assert sorted(losses[True]) == [0, 1, 2, 3]
+    assert losses[True][0] == pytest.approx(losses[False][0], abs=1e-5)
+    for step in losses[True]:
+        assert losses[True][step] == pytest.approx(losses[False][step], abs=1e-3)
+
+
 def test_effective_batch_size_sets_accumulation(tmp_path, data_dir):
     cfg = compose_cfg(tmp_path, data_dir, ["data.max_tokens=3000", "effective_batch_size=64"])
     objectives = hydra.utils.instantiate(cfg.objective)

@@ -129,6 +129,9 @@ def reference_attention(q, k, v, layout: PackedLayout, scale: float, return_prob
     return (out, probs) if return_probs else out
 
 
+# Already a fused kernel (or a per-sequence loop of them); torch.compile fuses the code around it, and
+# keeping it out of the graph lets packed batches of any length share one compiled graph.
+@torch.compiler.disable
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: PackedLayout,
               backend: str = "auto", scale: float | None = None) -> torch.Tensor:
     """Attention within each packed sequence. q, k, v: (T, H, D); returns (T, H, D)."""

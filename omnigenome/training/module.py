@@ -52,13 +52,11 @@ class PretrainModule(L.LightningModule):
         unused = [model.contact_head] + ([] if "seq2str" in objectives.active else [model.structure_head])
         for head in unused:
             head.requires_grad_(False)
-        self._step_fn = torch.compile(self._losses) if compile else self._losses
-
-    def _losses(self, batch):
-        return self.objectives.losses(self.model, batch)
+        if compile:  # the encoder, with symbolic token counts: one graph for every packed batch
+            model.encode = torch.compile(model.encode, dynamic=True)
 
     def _shared_step(self, batch, stage: str):
-        out = self._step_fn(batch)
+        out = self.objectives.losses(self.model, batch)
         on_step = stage == "train"
         for key, value in out.items():
             self.log(f"{stage}/{key}", value, on_step=on_step, on_epoch=not on_step, prog_bar=key == "loss",
