@@ -72,29 +72,8 @@ def base_pair_scores(predicted: str, true: str) -> dict[str, float]:
 
 def lenient_base_pairs(structure: str) -> set[tuple[int, int]]:
     """The pairs of a possibly unbalanced dot-bracket: brackets matched as a stack, strays dropped.
-
-    A balanced structure gives exactly `structure.base_pairs`. For an unbalanced one, a closing
-    bracket with nothing open and opening brackets never closed are ignored, which is how the
-    per-nucleotide `argmax` output is read as a set of pairs.
-    """
-    try:
-        return base_pairs(structure)
-    except ValueError:
-        pass
-    balanced = list(structure)
-    open_at: dict[str, list[int]] = {}
-    for i, c in enumerate(structure):
-        if c in OPENERS:
-            open_at.setdefault(c, []).append(i)
-        elif c in CLOSERS:
-            if open_at.get(CLOSERS[c]):
-                open_at[CLOSERS[c]].pop()
-            else:
-                balanced[i] = "."
-    for stack in open_at.values():
-        for i in stack:
-            balanced[i] = "."
-    return base_pairs("".join(balanced))
+    A balanced structure gives exactly `structure.base_pairs`."""
+    return base_pairs(structure, strict=False)
 
 
 def structure_scores(predicted: Sequence[str], true: Sequence[str]) -> dict[str, float]:

@@ -19,11 +19,13 @@ def _where(record: str | None) -> str:
     return f"record {record!r}: " if record is not None else ""
 
 
-def pair_table(structure: str, record: str | None = None, allowed: str | None = None) -> list[int]:
+def pair_table(structure: str, record: str | None = None, allowed: str | None = None,
+               strict: bool = True) -> list[int]:
     """Partner index of every position (-1 when unpaired).
 
     Raises ValueError naming the record and the position of an unmatched bracket or of a
-    character outside `allowed` (default: `.` and every bracket kind above).
+    character outside `allowed` (default: `.` and every bracket kind above). With strict=False an
+    unmatched bracket is read as unpaired instead (how an unbalanced `argmax` prediction is scored).
     """
     stacks: dict[str, list[int]] = {}
     pairs = [-1] * len(structure)
@@ -38,20 +40,22 @@ def pair_table(structure: str, record: str | None = None, allowed: str | None = 
         elif c in CLOSERS:
             stack = stacks.get(CLOSERS[c])
             if not stack:
+                if not strict:
+                    continue
                 raise ValueError(f"{_where(record)}unbalanced structure: {c!r} at position {i + 1} closes nothing")
             j = stack.pop()
             pairs[i], pairs[j] = j, i
         else:
             raise ValueError(f"{_where(record)}invalid structure character {c!r} at position {i + 1}")
     for opener, stack in stacks.items():
-        if stack:
+        if stack and strict:
             raise ValueError(f"{_where(record)}unbalanced structure: {opener!r} at position {stack[-1] + 1} is never closed")
     return pairs
 
 
-def base_pairs(structure: str, record: str | None = None) -> set[tuple[int, int]]:
-    """Set of (i, j), i < j, 0-based, pseudoknot brackets included."""
-    return {(i, j) for i, j in enumerate(pair_table(structure, record)) if i < j}
+def base_pairs(structure: str, record: str | None = None, strict: bool = True) -> set[tuple[int, int]]:
+    """Set of (i, j), i < j, 0-based, pseudoknot brackets included (strict: see `pair_table`)."""
+    return {(i, j) for i, j in enumerate(pair_table(structure, record, strict=strict)) if i < j}
 
 
 def to_labels(structure: str, record: str | None = None) -> list[int]:
