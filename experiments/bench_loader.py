@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from omnigenome import OmniGenomeConfig  # noqa: E402
 from omnigenome.objectives import PretrainingObjectives  # noqa: E402
-from omnigenome.training.datamodule import PretrainDataModule  # noqa: E402
+from omnigenome.training.datamodule import PretrainDataModule, unflatten_batch  # noqa: E402
 
 
 def main(argv=None):
@@ -54,10 +54,10 @@ def main(argv=None):
         it = iter(loader)
         next(it)  # start-up (worker processes) is not part of the steady rate
         tokens, flops, n = 0, 0.0, 0
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         while n < args.batches:
             try:
-                batch = next(it)
+                batch = unflatten_batch(next(it))  # what training does after the device copy
             except StopIteration:
                 it = iter(loader)
                 continue
@@ -66,22 +66,27 @@ def main(argv=None):
             flops += cfg.training_flops(b - a for a, b in zip(cu[:-1], cu[1:]))
             n += 1
         elapsed = time.perf_counter() - t0
+        main_cpu = time.process_time() - cpu0  # the training process's own share of the data path
         del it, loader
         if demand is None:  # the same batches for every worker count: one demand
             demand = args.mfu * args.peak_tflops * 1e12 / (flops / n)  # steps per second on the GPU
-        rows.append((workers, n / elapsed, tokens / elapsed))
+        rows.append((workers, n / elapsed, tokens / elapsed, 1e3 * main_cpu / n))
 
     print(f"corpus: {len(dm.train_corpus)} train records; max_tokens {args.max_tokens}; three objectives' views")
     print(f"assumed demand: 52m training steps on one GPU at {args.mfu:.0%} MFU of {args.peak_tflops:.0f} TFLOP/s "
           f"= {demand:.1f} steps/s (goal: loader >= 10x = {10 * demand:.0f} batches/s)\n")
-    header = ("workers", "batches/s", "tokens/s", "x demand")
-    table = [header] + [(str(w), f"{b:,.1f}", f"{t:,.0f}", f"{b / demand:.1f}x") for w, b, t in rows]
-    widths = [max(len(r[i]) for r in table) for i in range(4)]
+    header = ("workers", "batches/s", "tokens/s", "x demand", "main-process CPU ms/batch")
+    table = [header] + [(str(w), f"{b:,.1f}", f"{t:,.0f}", f"{b / demand:.1f}x", f"{m:.2f}") for w, b, t, m in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     print("\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in table))
     per_worker = rows[0][1]  # workers=0 is one process building batches
     needed = math.ceil(10 * demand / per_worker)
-    print(f"\none process builds {per_worker:,.0f} batches/s: about {needed} worker(s) (one CPU core each) reach 10x "
-          f"the assumed demand (data.num_workers={needed}).")
+    print(f"\none process builds {per_worker:,.0f} batches/s ({per_worker / demand:.1f}x the demand), using "
+          f"{rows[0][3]:.2f} ms of CPU per batch; {needed} process(es) (one core each) reach 10x.")
+    if len(rows) > 1:
+        receive = min(m for *_, m in rows[1:])
+        print(f"with workers the training process only receives batches: {receive:.2f} ms of its CPU per batch, "
+              f"a ceiling of {1e3 / receive:,.0f} batches/s ({1e3 / receive / demand:.0f}x the demand).")
 
 
 if __name__ == "__main__":

@@ -23,10 +23,11 @@ import torch
 import torch.nn.functional as F
 
 from omnigenome.model.attention import PackedLayout
-from omnigenome.structure import to_labels
-from omnigenome.tokenizer import CLS_ID, EOS_ID, MASK_ID, OmniGenomeTokenizer
+from omnigenome.structure import STRUCTURE_LABELS, plain_labels
+from omnigenome.tokenizer import CLS_ID, EOS_ID, MASK_ID, TOKEN_ID, OmniGenomeTokenizer
 
 NAMES = ("mlm", "str2seq", "seq2str")
+STRUCTURE_IDS = np.array([TOKEN_ID[c] for c in STRUCTURE_LABELS])  # Seq2Str label -> token id
 DEFAULT_MASK_RATE = {"mlm": 0.15, "str2seq": 0.3, "seq2str": 0.0}
 
 
@@ -82,11 +83,15 @@ class PretrainingObjectives:
         return total
 
     # --- batches ---------------------------------------------------------------------------------
-    def _mask(self, ids: np.ndarray, o: Objective, rng: np.random.Generator):
-        """Corrupt nucleotide ids in place; returns the positions selected for prediction."""
-        selected = np.flatnonzero(rng.random(len(ids)) < o.mask_rate)
-        if selected.size == 0 and o.mask_rate > 0:  # every segment teaches something
-            selected = rng.integers(len(ids), size=1)
+    def _mask(self, ids: np.ndarray, lengths: np.ndarray, o: Objective, rng: np.random.Generator) -> np.ndarray:
+        """Corrupt the concatenated nucleotide ids of segments of `lengths` in place; returns the
+        positions selected for prediction (every segment gets at least one when mask_rate > 0)."""
+        chosen = rng.random(len(ids)) < o.mask_rate
+        if o.mask_rate > 0:
+            starts = np.cumsum(lengths) - lengths
+            empty = np.flatnonzero(np.add.reduceat(chosen, starts) == 0) if len(ids) else starts[:0]
+            chosen[starts[empty] + rng.integers(lengths[empty])] = True  # every segment teaches something
+        selected = np.flatnonzero(chosen)
         fate = rng.random(selected.size)
         to_mask = selected[fate < o.mask_token_frac]
         to_random = selected[(fate >= o.mask_token_frac) & (fate < o.mask_token_frac + o.random_token_frac)]
@@ -97,60 +102,67 @@ class PretrainingObjectives:
     def build_batch(self, records: Sequence, rng: np.random.Generator, record_index: Sequence[int] | None = None) -> dict:
         """Pack the views of `records` (objects with .id, .sequence, .structure).
 
-        Returns a dict of tensors: input_ids (T,), position_ids (T,), cu_seqlens (S+1,) int32,
-        and for each active objective `<name>_index` (N,) (token positions to score) and
-        `<name>_target` (N,) (token ids for mlm/str2seq, structure labels 0/1/2 for seq2str);
-        plus record_index (R,) and the scalar counts num_records and num_tokens.
+        Segments are laid out record by record, each record's views in the order of `active`. Returns
+        a dict of tensors: input_ids (T,), position_ids (T,), cu_seqlens (S+1,) int32, and for each
+        active objective `<name>_index` (N,) (token positions to score) and `<name>_target` (N,) (token
+        ids for mlm/str2seq, structure labels 0/1/2 for seq2str); plus record_index (R,) and the scalar
+        counts num_records and num_tokens. Work is done per objective over the whole batch, not per record.
         """
-        pieces, lengths = [], []
-        index = {n: [] for n in self.active}
-        target = {n: [] for n in self.active}
-        offset = 0
-        for rec in records:
-            seq = self.tokenizer.normalize(rec.sequence, rec.id)
-            seq_ids = self.tokenizer._ids(seq)
-            if "str2seq" in self.active or "seq2str" in self.active:
-                self.tokenizer.check_structure(rec.structure, len(seq), rec.id)
-            labels = None
-            for name in self.active:
-                o = self.objectives[name]
-                w = self._window(name)
-                start = int(rng.integers(len(seq_ids) - w + 1)) if len(seq_ids) > w else 0
-                nuc = seq_ids[start:start + w].copy()
-                if name == "seq2str":
-                    if labels is None:
-                        labels = np.asarray(to_labels(rec.structure, rec.id), dtype=np.int64)
-                    if o.mask_rate > 0:
-                        self._mask(nuc, o, rng)
-                    index[name].append(offset + 1 + np.arange(len(nuc)))
-                    target[name].append(labels[start:start + len(nuc)])
-                    segment = [[CLS_ID], nuc, [EOS_ID]]
-                else:
-                    original = nuc.copy()
-                    chosen = self._mask(nuc, o, rng)
-                    index[name].append(offset + 1 + chosen)
-                    target[name].append(original[chosen])
-                    segment = [[CLS_ID], nuc, [EOS_ID]]
-                    if name == "str2seq":
-                        struct = rec.structure[start:start + len(nuc)]
-                        segment += [self.tokenizer._ids(struct), [EOS_ID]]
-                seg = np.concatenate([np.asarray(p, dtype=np.int64) for p in segment])
-                pieces.append(seg)
-                lengths.append(len(seg))
-                offset += len(seg)
-        lengths = np.asarray(lengths)
-        batch = {
-            "input_ids": torch.from_numpy(np.concatenate(pieces)),
-            "position_ids": torch.from_numpy(np.concatenate([np.arange(n) for n in lengths])),
+        tok = self.tokenizer
+        seqs = [tok._ids(tok.normalize(r.sequence, r.id)) for r in records]
+        labels = None
+        if "str2seq" in self.active or "seq2str" in self.active:
+            labels = [plain_labels(r.structure, r.id, len(s)) for r, s in zip(records, seqs)]
+        full = np.array([len(s) for s in seqs], dtype=np.int64)
+        R, V = len(records), len(self.active)
+        # Nucleotides per (record, view) and the window each view crops (seeded, per batch).
+        n = np.empty((R, V), dtype=np.int64)
+        start = np.empty((R, V), dtype=np.int64)
+        for v, name in enumerate(self.active):
+            n[:, v] = np.minimum(full, self._window(name))
+            start[:, v] = rng.integers(full - n[:, v] + 1) if R else 0
+        seg_len = n + 2  # <cls> seq <eos>
+        for v, name in enumerate(self.active):
+            if name == "str2seq":
+                seg_len[:, v] += n[:, v] + 1  # struct <eos>
+        lengths = seg_len.reshape(-1)  # record-major
+        seg_start = (np.cumsum(lengths) - lengths).reshape(R, V)
+        total = int(lengths.sum())
+        input_ids = np.empty(total, dtype=np.int64)
+        input_ids[seg_start.reshape(-1)] = CLS_ID
+        batch = {}
+        for v, name in enumerate(self.active):
+            o, nv = self.objectives[name], n[:, v]
+            nuc = np.concatenate([s[a:a + k] for s, a, k in zip(seqs, start[:, v], nv)]) if R else np.zeros(0, np.int64)
+            seg = np.repeat(np.arange(R), nv)
+            local = np.arange(len(nuc)) - np.repeat(np.cumsum(nv) - nv, nv)
+            where = seg_start[seg, v] + 1 + local  # batch position of every nucleotide of this view
+            input_ids[seg_start[:, v] + 1 + nv] = EOS_ID
+            if labels is not None and name != "mlm":
+                lab = np.concatenate([x[a:a + k] for x, a, k in zip(labels, start[:, v], nv)]).astype(np.int64)
+            if name == "seq2str":
+                if o.mask_rate > 0:
+                    self._mask(nuc, nv, o, rng)
+                index, target = where, lab
+            else:
+                original = nuc.copy()
+                chosen = self._mask(nuc, nv, o, rng)
+                index, target = where[chosen], original[chosen]
+                if name == "str2seq":  # the structure stays visible: `<cls> seq <eos> struct <eos>`
+                    input_ids[where + nv[seg] + 1] = STRUCTURE_IDS[lab]
+                    input_ids[seg_start[:, v] + 2 * nv + 2] = EOS_ID
+            input_ids[where] = nuc
+            batch[f"{name}_index"] = torch.from_numpy(index)
+            batch[f"{name}_target"] = torch.from_numpy(np.ascontiguousarray(target, dtype=np.int64))
+        return {
+            "input_ids": torch.from_numpy(input_ids),
+            "position_ids": torch.from_numpy(np.arange(total) - np.repeat(seg_start.reshape(-1), lengths)),
             "cu_seqlens": torch.from_numpy(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)),
             "record_index": torch.as_tensor(list(record_index) if record_index is not None else [], dtype=torch.long),
-            "num_records": len(records),
-            "num_tokens": int(offset),
+            "num_records": R,
+            "num_tokens": total,
+            **batch,
         }
-        for name in self.active:
-            batch[f"{name}_index"] = torch.from_numpy(np.concatenate(index[name]).astype(np.int64))
-            batch[f"{name}_target"] = torch.from_numpy(np.concatenate(target[name]).astype(np.int64))
-        return batch
 
     # --- losses ----------------------------------------------------------------------------------
     def losses(self, model, batch: dict) -> dict[str, torch.Tensor]:

@@ -7,13 +7,12 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from omnigenome.structure import pair_table
+from omnigenome.structure import plain_labels
 
 VOCAB = ("<cls>", "<pad>", "<eos>", "<unk>", "A", "C", "G", "T", "N", "U", "a", "c", "g", "t", "n", "u",
          "(", ")", ".", "*", "1", "2", "3", "<mask>")
 TOKEN_ID = {t: i for i, t in enumerate(VOCAB)}
 CLS_ID, PAD_ID, EOS_ID, UNK_ID, MASK_ID = 0, 1, 2, 3, 23
-STRUCTURE_CHARS = "()."
 IUPAC_AMBIGUOUS = "RYSWKMBDHV"  # ambiguity codes other than N; all of them become N
 
 # One byte -> token id table for the characters a normalised sequence or structure may hold.
@@ -82,10 +81,7 @@ class OmniGenomeTokenizer:
 
     def check_structure(self, structure: str, length: int, record: str | None = None) -> str:
         """Validate a dot-bracket against its sequence: same length, only ( ) ., balanced."""
-        if len(structure) != length:
-            raise ValueError(f"{_where(record)}structure length {len(structure)} differs from sequence length"
-                             f" {length} (first position without a partner: {min(len(structure), length) + 1})")
-        pair_table(structure, record, allowed=STRUCTURE_CHARS)
+        plain_labels(structure, record, length)
         return structure
 
     # --- ids -----------------------------------------------------------------------------------
