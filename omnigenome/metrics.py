@@ -3,6 +3,8 @@
 Per-token classification (structure labels, per-base benchmark labels): macro-F1 pooled over all
 tokens of a split and Matthews correlation, computed with torchmetrics. Structure comparison: base-pair
 precision, recall and F1 of one predicted structure against the true one, averaged over sequences.
+Fine-tuning tasks (conf/task/<suite>/*.yaml): `task_metrics`, the scores of every head, used by
+training, evaluate.py and the suite runner alike.
 """
 from __future__ import annotations
 
@@ -10,7 +12,17 @@ from typing import Iterable, Sequence
 
 import numpy as np
 import torch
-from torchmetrics.functional.classification import multiclass_f1_score, multiclass_matthews_corrcoef
+from torchmetrics.functional import mean_squared_error, r2_score, spearman_corrcoef
+from torchmetrics.functional.classification import (
+    binary_auroc,
+    binary_matthews_corrcoef,
+    multiclass_accuracy,
+    multiclass_auroc,
+    multiclass_f1_score,
+    multiclass_matthews_corrcoef,
+    multilabel_auroc,
+    multilabel_f1_score,
+)
 
 from omnigenome.structure import CLOSERS, OPENERS, STRUCTURE_LABELS, base_pairs, to_labels
 
@@ -102,3 +114,135 @@ def _labels_lenient(structure: str) -> list[int]:
     a closing one `)`, anything else `.`. For a balanced structure this equals `to_labels`; unlike
     it, it also reads an unbalanced `argmax` output."""
     return [0 if c in OPENERS else 1 if c in CLOSERS else 2 for c in structure]
+
+
+# --- fine-tuning tasks -----------------------------------------------------------------------------
+
+CLASSIFICATION_METRICS = ("macro_f1", "mcc", "roc_auc", "accuracy")
+REGRESSION_METRICS = ("rmse", "mcrmse", "spearman", "r2")
+METRICS = CLASSIFICATION_METRICS + REGRESSION_METRICS
+# Whether a larger value is better, for checkpoint selection and early stopping.
+HIGHER_IS_BETTER = {"macro_f1": True, "mcc": True, "roc_auc": True, "accuracy": True,
+                    "rmse": False, "mcrmse": False, "spearman": True, "r2": True}
+HEAD_METRICS = {
+    "sequence_classification": CLASSIFICATION_METRICS,
+    "token_classification": CLASSIFICATION_METRICS,
+    "multilabel": CLASSIFICATION_METRICS,
+    "sequence_regression": REGRESSION_METRICS,
+    "token_regression": REGRESSION_METRICS,
+}
+
+
+def task_metrics(names: list[str], preds: torch.Tensor, targets: torch.Tensor, head: str, num_labels: int,
+                 probabilities: bool | None = None) -> dict[str, float]:
+    """Scores of a fine-tuning task, as the benchmark papers report them, from scored items only.
+
+    head: sequence_classification / token_classification: preds (N, C) float logits or
+        probabilities, targets (N,) int64 class ids. multilabel: preds (N, C), targets (N, C) of 0/1.
+        sequence_regression / token_regression: preds (N, T), targets (N, T) float, no NaN.
+    probabilities: None (default) reads preds as probabilities when every value lies in [0, 1] and
+        (single-label heads) every row sums to 1, else as logits; True / False says so. Logits go
+        through softmax (single-label) or sigmoid (multilabel) here.
+    Definitions:
+        macro_f1, mcc, accuracy: over argmax classes; macro_f1 is the unweighted mean of per-class F1
+            (a class absent from both predictions and targets is left out, as scikit-learn does).
+            Multilabel: each label is a binary decision at probability 0.5; macro_f1 is the mean of
+            the per-label F1, mcc the mean of the per-label MCC, accuracy the fraction of correct
+            label decisions.
+        roc_auc: binary (C = 2) the AUC of the positive class' probability; multiclass the macro
+            one-vs-rest mean; multilabel the macro mean over labels.
+        rmse: over all values pooled (T = 1: the usual RMSE). mcrmse: mean over targets of each
+            target's RMSE (OpenVaccine's MCRMSE). spearman: mean over targets of each target's
+            Spearman correlation. r2: mean over targets of each target's R^2.
+    Returns {name: float} in the order of `names`.
+    """
+    if head not in HEAD_METRICS:
+        raise ValueError(f"unknown head {head!r} (choose from {', '.join(HEAD_METRICS)})")
+    for name in names:
+        if name not in METRICS:
+            raise ValueError(f"unknown metric {name!r} (choose from {', '.join(METRICS)})")
+        if name not in HEAD_METRICS[head]:
+            raise ValueError(f"metric {name!r} does not apply to head {head} (choose from {', '.join(HEAD_METRICS[head])})")
+    preds, targets = torch.as_tensor(preds).detach().cpu(), torch.as_tensor(targets).detach().cpu()
+    if preds.shape[0] == 0:
+        raise ValueError("no items to score")
+    if preds.shape[0] != targets.shape[0]:
+        raise ValueError(f"{preds.shape[0]} predictions for {targets.shape[0]} targets")
+    if head in ("sequence_regression", "token_regression"):
+        return _regression_scores(names, preds, targets, num_labels)
+    if head == "multilabel":
+        return _multilabel_scores(names, preds, targets, num_labels, probabilities)
+    return _multiclass_scores(names, preds, targets, num_labels, probabilities)
+
+
+def _multiclass_scores(names, preds, targets, num_classes, probabilities) -> dict[str, float]:
+    if preds.ndim != 2 or preds.shape[1] != num_classes:
+        raise ValueError(f"expected preds of shape (N, {num_classes}), got {tuple(preds.shape)}")
+    targets = targets.reshape(-1).long()
+    if targets.numel() and (targets.min() < 0 or targets.max() >= num_classes):
+        raise ValueError(f"target class ids must lie in 0..{num_classes - 1}")
+    preds = preds.double()
+    if probabilities is None:
+        probabilities = bool(((preds >= 0) & (preds <= 1)).all() and torch.allclose(preds.sum(1), torch.ones(1, dtype=preds.dtype), atol=1e-4))
+    probs = preds if probabilities else preds.softmax(dim=1)
+    classes = probs.argmax(dim=1)
+    out = {}
+    for name in names:
+        if name == "macro_f1":
+            value = multiclass_f1_score(classes, targets, num_classes=num_classes, average="macro")
+        elif name == "mcc":
+            value = multiclass_matthews_corrcoef(classes, targets, num_classes=num_classes)
+        elif name == "accuracy":
+            value = multiclass_accuracy(classes, targets, num_classes=num_classes, average="micro")
+        elif num_classes == 2:
+            value = binary_auroc(probs[:, 1], targets)
+        else:
+            value = multiclass_auroc(probs, targets, num_classes=num_classes, average="macro")
+        out[name] = float(value)
+    return out
+
+
+def _multilabel_scores(names, preds, targets, num_labels, probabilities) -> dict[str, float]:
+    if preds.ndim != 2 or preds.shape[1] != num_labels or targets.shape != preds.shape:
+        raise ValueError(f"expected preds and targets of shape (N, {num_labels}), got {tuple(preds.shape)} and {tuple(targets.shape)}")
+    preds = preds.double()
+    if probabilities is None:
+        probabilities = bool(((preds >= 0) & (preds <= 1)).all())
+    probs = preds if probabilities else preds.sigmoid()
+    targets = targets.long()
+    decisions = (probs >= 0.5).long()
+    out = {}
+    for name in names:
+        if name == "macro_f1":
+            value = multilabel_f1_score(probs, targets, num_labels=num_labels, threshold=0.5, average="macro")
+        elif name == "mcc":
+            value = torch.stack([binary_matthews_corrcoef(decisions[:, k], targets[:, k]) for k in range(num_labels)]).mean()
+        elif name == "accuracy":
+            value = (decisions == targets).double().mean()
+        else:
+            value = multilabel_auroc(probs, targets, num_labels=num_labels, average="macro")
+        out[name] = float(value)
+    return out
+
+
+def _regression_scores(names, preds, targets, num_targets) -> dict[str, float]:
+    preds, targets = preds.double(), targets.double()
+    if preds.ndim == 1:
+        preds, targets = preds[:, None], targets.reshape(-1, 1)
+    if preds.shape != targets.shape or preds.shape[1] != num_targets:
+        raise ValueError(f"expected preds and targets of shape (N, {num_targets}), got {tuple(preds.shape)} and {tuple(targets.shape)}")
+    if torch.isnan(targets).any() or torch.isnan(preds).any():
+        raise ValueError("NaN in regression preds or targets: drop unscored positions first")
+    columns = range(num_targets)
+    out = {}
+    for name in names:
+        if name == "rmse":
+            value = mean_squared_error(preds.reshape(-1), targets.reshape(-1)).sqrt()
+        elif name == "mcrmse":
+            value = torch.stack([mean_squared_error(preds[:, k], targets[:, k]).sqrt() for k in columns]).mean()
+        elif name == "spearman":
+            value = torch.stack([spearman_corrcoef(preds[:, k], targets[:, k]) for k in columns]).mean()
+        else:
+            value = torch.stack([r2_score(preds[:, k], targets[:, k]) for k in columns]).mean()
+        out[name] = float(value)
+    return out

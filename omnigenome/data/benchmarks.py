@@ -6,17 +6,18 @@ where `label` is the dot-bracket structure (bpRNA labels may hold pseudoknot bra
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import NamedTuple
 
+from omnigenome.finetune.tasks import iter_json_lines
 from omnigenome.structure import pair_table
 from omnigenome.tokenizer import OmniGenomeTokenizer
 
 # Data set name (as in `dataset=<name>`) -> folder name of the RGB benchmark.
 SSP_DATASETS = {"archive2": "RNA-SSP-Archive2", "bprna": "RNA-SSP-bpRNA", "rnastralign": "RNA-SSP-RNAStralign"}
 SSP_SPLITS = ("train", "valid", "test")
+_CHECKER = OmniGenomeTokenizer(alphabet=None)  # the one definition of a valid nucleotide string
 
 
 class StructureRecord(NamedTuple):
@@ -40,28 +41,19 @@ def read_structure_jsonl(path: str | os.PathLike) -> list[StructureRecord]:
     an IUPAC code, any case), a label whose length differs from the sequence's, or an unbalanced label.
     """
     path = Path(path)
-    checker = OmniGenomeTokenizer(alphabet=None)  # the one definition of a valid nucleotide string
     records = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}, line {number}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{where}: not valid JSON ({e.msg})") from None
-            if not isinstance(obj, dict) or not isinstance(obj.get("seq"), str) or not isinstance(obj.get("label"), str):
-                raise ValueError(f"{where}: expected an object with string fields 'seq' and 'label'")
-            sequence, structure = obj["seq"], obj["label"]
-            try:
-                checker.normalize(sequence)
-                if len(structure) != len(sequence):
-                    raise ValueError(f"label length {len(structure)} differs from sequence length {len(sequence)}")
-                pair_table(structure)
-            except ValueError as e:
-                raise ValueError(f"{where}: {e}") from None
-            records.append(StructureRecord(str(obj.get("id", f"{path.name}:{number}")), sequence, structure))
+    for number, where, obj in iter_json_lines(path):  # the one JSON-lines reader (finetune/tasks.py)
+        if not isinstance(obj.get("seq"), str) or not isinstance(obj.get("label"), str):
+            raise ValueError(f"{where}: expected an object with string fields 'seq' and 'label'")
+        sequence, structure = obj["seq"], obj["label"]
+        try:
+            _CHECKER.normalize(sequence)
+            if len(structure) != len(sequence):
+                raise ValueError(f"label length {len(structure)} differs from sequence length {len(sequence)}")
+            pair_table(structure)
+        except ValueError as e:
+            raise ValueError(f"{where}: {e}") from None
+        records.append(StructureRecord(str(obj.get("id", f"{path.name}:{number}")), sequence, structure))
     return records
 
 
