@@ -2,6 +2,7 @@
 
     omnigenome prep INPUT.fasta[.gz]... --out DIR    FASTA -> folded, sharded train/val corpus
     omnigenome fold SEQ... | --input FASTA          secondary structures (model or ViennaRNA), SVG plots
+    omnigenome design --structure DB | --targets FILE  sequences that fold into target structures
 
 Each subcommand is a `_add_<name>` function that declares its arguments and a `_run_<name>`
 function that does the work; more subcommands (fold, design) plug in the same way.
@@ -200,11 +201,66 @@ def _run_fold(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_design(subparsers) -> None:
+    p = subparsers.add_parser(
+        "design", help="design RNA sequences that fold into target structures (Str2Seq)",
+        description="Design a sequence for each target dot-bracket whose ViennaRNA MFE structure equals the "
+                    "target exactly. Prints, per target, the target, the designed sequence and whether it folds "
+                    "into the target (with --json: one JSON object per line). The budget is CPU time of the "
+                    "process designing the target (time.process_time), so results do not depend on machine "
+                    "load; a design stops as soon as it is solved. All targets are checked before any work starts.")
+    p.add_argument("--structure", action="append", default=[], metavar="DOT_BRACKET",
+                   help="a target structure (repeat for several)")
+    p.add_argument("--targets", metavar="FILE",
+                   help="targets, one dot-bracket per line (optionally followed by a name), or an Eterna100 TSV")
+    p.add_argument("--method", choices=("local", "ga", "rnainverse"), default="local",
+                   help="local: hierarchical local search (default); ga: the paper's MLM-guided genetic "
+                        "algorithm; rnainverse: ViennaRNA's inverse_fold restarted (baseline)")
+    p.add_argument("--budget-seconds", type=float, default=60.0, metavar="S",
+                   help="CPU seconds per target (default 60)")
+    p.add_argument("--seed", type=int, default=0, help="random seed; same seed, same design (default 0)")
+    p.add_argument("--workers", type=int, default=1, help="targets designed in parallel processes (default 1)")
+    p.add_argument("--model", metavar="PATH", help="train.py checkpoint or Hugging Face directory whose MLM "
+                                                    "head proposes nucleotides (optional)")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object per target: structure, sequence, solved, seconds, ...")
+    p.set_defaults(run=_run_design)
+
+
+def _run_design(args: argparse.Namespace) -> int:
+    import json
+
+    from omnigenome.design import Target, design_many, read_targets, validate_target
+
+    targets = [Target(str(i + 1), validate_target(s, f"--structure {i + 1}")) for i, s in enumerate(args.structure)]
+    if args.targets:
+        targets += read_targets(args.targets)
+    if not targets:
+        raise ValueError("no targets: give --structure DOT_BRACKET or --targets FILE")
+    if args.budget_seconds <= 0:
+        raise ValueError(f"--budget-seconds must be positive, got {args.budget_seconds}")
+    if args.model and args.method == "rnainverse":
+        raise ValueError("--model is for --method local or ga; rnainverse uses no model")
+    solved = 0
+    for r in design_many(targets, args.method, args.budget_seconds, args.seed, args.model, args.workers):
+        solved += r.solved
+        if args.json:
+            print(json.dumps(r.to_dict()), flush=True)
+        else:
+            verdict = "folds into the target" if r.solved else f"does not fold into the target ({r.distance} positions differ)"
+            print(f">{r.name} {verdict}; {r.seconds:.2f} CPU s\n{r.structure}\n{r.sequence}", flush=True)
+            if not r.solved:
+                print(f"{r.mfe_structure} (MFE structure)", flush=True)
+    print(f"solved {solved} of {len(targets)}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="omnigenome", description="OmniGenome RNA foundation model tools")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_prep(subparsers)
     _add_fold(subparsers)
+    _add_design(subparsers)
     return parser
 
 

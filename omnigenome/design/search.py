@@ -1,0 +1,230 @@
+"""The default designer: hierarchical, mismatch-focused local search with joint pair mutations.
+
+What makes it fast on long multi-loop targets:
+- Hierarchical decomposition. Every helix that closes a substructure of at least `min_node` nt is a
+  node; nodes are designed bottom-up, each folded on its own (folding costs ~n^3, so designing four
+  100-nt branches is ~16x cheaper per step than refolding the 400-nt whole), and a parent starts
+  from its children's solutions, so its search only repairs the junctions.
+- Targeted mutations. Positions whose MFE partner differs from the target's are mutated (90% of
+  steps), paired positions together with their partner to another of the six canonical pairs.
+- One fold compound per candidate gives both the MFE structure and the target's energy; the cost
+  is (positions paired wrongly) + (target energy - MFE), so a move can improve even when the MFE
+  structure does not change. Neutral moves are accepted (drift over plateaus).
+- On stagnation: the per-position ensemble defect (one partition function, not every step)
+  chooses where to perturb; the model, if given, refills those positions. After repeated failure
+  the whole design restarts.
+
+The trajectory depends only on the seed, never on the budget, so one run gives the outcome of
+every smaller budget (its time to solve).
+"""
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from omnigenome.design.operators import boost_pair, initial_sequence, mutate_position, repair_pairs
+from omnigenome.folding import positional_defect, score_design
+from omnigenome.structure import pair_table
+
+
+class Clock:
+    """CPU-time budget of this process (`time.process_time`: user + system time of all its threads),
+    so results do not depend on how loaded the machine is. seconds=None: no budget."""
+
+    def __init__(self, seconds: float | None):
+        self.seconds = seconds
+        self.start = time.process_time()
+
+    def elapsed(self) -> float:
+        return time.process_time() - self.start
+
+    def exhausted(self) -> bool:
+        return self.seconds is not None and self.elapsed() >= self.seconds
+
+
+class Stop(Exception):
+    """Budget spent (raised between evaluations)."""
+
+
+@dataclass
+class Candidate:
+    seq: list[str]
+    mfe_structure: str
+    wrong: list[int]          # positions whose MFE partner differs from the target's
+    gap: float                # target energy - MFE (kcal/mol), >= 0
+    defect: list[float] | None = None  # per-position ensemble defect (ensemble objective only)
+
+    @property
+    def cost(self) -> float:
+        if self.defect is not None:  # expected number of nucleotides paired unlike the target
+            return sum(self.defect)
+        return len(self.wrong) + self.gap
+
+
+class Evaluator:
+    """Folds candidates of one target segment and counts evaluations (checks the clock first)."""
+
+    def __init__(self, clock: Clock, counter: list[int]):
+        self.clock = clock
+        self.counter = counter
+
+    def __call__(self, seq: list[str], target: str, pairs: Sequence[int], ensemble: bool = False) -> Candidate:
+        if self.clock.exhausted():
+            raise Stop
+        self.counter[0] += 1
+        score = score_design("".join(seq), target, ensemble)
+        mfe_pairs = pair_table(score.mfe_structure)
+        wrong = [i for i, (p, q) in enumerate(zip(mfe_pairs, pairs)) if p != q]
+        return Candidate(seq, score.mfe_structure, wrong, max(0.0, score.energy_gap), score.defect)
+
+
+def design_nodes(pairs: Sequence[int], min_node: int) -> list[tuple[int, int]]:
+    """Subproblems, innermost first: (i, j) for every helix's outermost pair enclosing >= min_node nt."""
+    nodes = [(i, j) for i, j in enumerate(pairs)
+             if i < j and j - i + 1 >= min_node and not (i > 0 and j + 1 < len(pairs) and pairs[i - 1] == j + 1)]
+    return sorted(nodes, key=lambda ij: (ij[1] - ij[0], ij[0]))
+
+
+@dataclass
+class LocalSearchSettings:
+    """Numbers of the default designer (steps are evaluations; none depends on the budget)."""
+    focus: float = 0.9            # share of mutations at a wrongly paired position (or its neighbour)
+    patience: int = 60            # non-improving steps before a perturbation ...
+    patience_per_nt: float = 0.5  # ... plus this many per nucleotide of the segment
+    perturb_fraction: float = 0.05  # share of the segment's positions perturbed (at least 2)
+    perturbations: int = 6        # perturbations without a new best before giving up (root: restart)
+    node_steps: int = 300         # step cap of a non-root node of <= 100 nt; larger nodes get
+                                  # proportionally fewer (cap ~ 1/length^2, each step costs ~length^3)
+    min_node: int = 40            # smallest substructure designed on its own
+    model_share: float = 0.5      # with a model: share of perturbations refilled by it
+    boost: float = 0.15           # share of mutations at a paired position that use `boost_pair`
+    init_gc_share: float = 1.0    # share of GC / CG pairs in a (re)started design; AU / UA for the rest
+    temperature: float = 0.0      # > 0: accept a worse design with probability exp(-increase / temperature)
+    objective: str = "mfe"        # mfe: wrong pairs + energy gap; ensemble: sum of ensemble defect;
+                                  # hybrid: mfe for the substructures, ensemble for the whole target
+
+
+class LocalSearch:
+    """Designs one target; see the module docstring. `run` returns (best sequence, its candidate, solved)."""
+
+    def __init__(self, target: str, rng: random.Random, clock: Clock, settings: LocalSearchSettings | None = None,
+                 proposer=None):
+        self.target = target
+        self.pairs = pair_table(target, allowed="().")
+        self.rng = rng
+        self.np_rng = np.random.default_rng(rng.getrandbits(64))
+        self.clock = clock
+        self.s = settings or LocalSearchSettings()
+        self.proposer = proposer
+        self.evaluations = [0]
+        self.evaluate = Evaluator(clock, self.evaluations)
+        self.restarts = 0
+        self.best: Candidate | None = None  # best evaluated design of the whole target
+        self.current: list[str] | None = None  # the whole design being built (before its first evaluation)
+
+    # --- one segment ---------------------------------------------------------------------------
+    def _pick(self, cand: Candidate, n: int) -> int:
+        if cand.defect is not None and self.rng.random() < self.s.focus:
+            return self.rng.choices(range(n), weights=[d + 1e-3 for d in cand.defect])[0]
+        if cand.wrong and self.rng.random() < self.s.focus:
+            i = self.rng.choice(cand.wrong)
+            if self.rng.random() < 0.2:  # a neighbour: the fix is often the adjacent pair / mismatch
+                i = min(n - 1, max(0, i + self.rng.choice((-2, -1, 1, 2))))
+            return i
+        return self.rng.randrange(n)
+
+    def _perturb(self, cand: Candidate, target: str, pairs: Sequence[int]) -> list[str]:
+        """Mutate the positions of highest ensemble defect (sampled by defect) of the best design."""
+        n = len(pairs)
+        k = max(2, int(self.s.perturb_fraction * n))
+        if self.clock.exhausted():
+            raise Stop
+        defect = cand.defect or positional_defect("".join(cand.seq), target)[0]
+        w = np.asarray(defect) + 1e-3
+        chosen = self.np_rng.choice(n, size=min(k, n), replace=False, p=w / w.sum())
+        seq = list(cand.seq)
+        if self.proposer is not None and self.proposer.fits(n) and self.rng.random() < self.s.model_share:
+            seq = self.proposer.fill([seq], target, [sorted(chosen.tolist())], self.np_rng)[0]
+            repair_pairs(seq, pairs, chosen.tolist(), self.rng)
+        else:
+            for i in chosen:
+                mutate_position(seq, pairs, int(i), self.rng)
+        return seq
+
+    def walk(self, seq: list[str], target: str, pairs: Sequence[int], max_steps: int | None) -> Candidate:
+        """Local search on one segment until solved, `max_steps` evaluations, or `perturbations` failures."""
+        n = len(pairs)
+        ens = self.s.objective == "ensemble" or (self.s.objective == "hybrid" and n == len(self.pairs))
+        cur = self.evaluate(seq, target, pairs, ens)
+        best = self._note(cur, n)
+        patience = self.s.patience + int(self.s.patience_per_nt * n)
+        stale, failures, steps = 0, 0, 0
+        while cur.wrong and (max_steps is None or steps < max_steps):
+            if stale >= patience:
+                if failures >= self.s.perturbations:
+                    break
+                failures += 1
+                stale = 0
+                cur = self.evaluate(self._perturb(best, target, pairs), target, pairs, ens)
+                steps += 1
+                if cur.cost < best.cost or not cur.wrong:
+                    best, failures = self._note(cur, n), 0
+                continue
+            new = list(cur.seq)
+            i = self._pick(cur, n)
+            if pairs[i] >= 0 and self.rng.random() < self.s.boost:
+                boost_pair(new, pairs, i, self.rng)
+            else:
+                mutate_position(new, pairs, i, self.rng)
+            cand = self.evaluate(new, target, pairs, ens)
+            steps += 1
+            if cand.cost <= cur.cost or (self.s.temperature > 0 and
+                                         self.rng.random() < math.exp((cur.cost - cand.cost) / self.s.temperature)):
+                improved = cand.cost < best.cost
+                cur = cand
+                if cur.cost < best.cost or not cur.wrong:
+                    best, failures = self._note(cur, n), 0
+                stale = 0 if improved else stale + 1
+            else:
+                stale += 1
+        return best
+
+    def _note(self, cand: Candidate, n: int) -> Candidate:
+        """Remember the best design of the whole target (what a run stopped by the budget returns)."""
+        if n == len(self.pairs) and (self.best is None or cand.cost < self.best.cost or not cand.wrong):
+            self.best = cand
+        return cand
+
+    # --- whole target --------------------------------------------------------------------------
+    def _design_once(self) -> Candidate:
+        pairs, n = self.pairs, len(self.pairs)
+        seq = initial_sequence(pairs, self.rng, self.s.init_gc_share)
+        for i, j in design_nodes(pairs, self.s.min_node):
+            if j - i + 1 >= n:
+                continue
+            sub_pairs = [p - i if p >= 0 else -1 for p in pairs[i:j + 1]]
+            cap = 30 + int(self.s.node_steps * min(1.0, (100 / (j - i + 1)) ** 2))
+            self.current = seq
+            sub = self.walk(seq[i:j + 1], self.target[i:j + 1], sub_pairs, cap)
+            seq[i:j + 1] = sub.seq
+        self.current = seq
+        return self.walk(seq, self.target, pairs, None)
+
+    def run(self) -> tuple[Candidate | None, bool]:
+        """Design with restarts until solved or the budget is spent; returns (best candidate, solved).
+
+        The candidate is None when the budget ran out before the whole target was evaluated once
+        (`current` then holds the partial design)."""
+        try:
+            while True:
+                cand = self._design_once()
+                if not cand.wrong:
+                    return cand, True
+                self.restarts += 1
+        except Stop:
+            return self.best, False

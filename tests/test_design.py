@@ -1,0 +1,233 @@
+"""omnigenome.design: targets, operators, the designers, budgets and seeds, and `omnigenome design`."""
+import json
+import random
+import re
+import time
+
+import pytest
+import RNA
+import torch
+
+from omnigenome import OmniGenomeConfig, OmniGenomeModel
+from omnigenome.cli import main as cli_main
+from omnigenome.design import GASettings, Target, design, design_many, read_targets, validate_target
+from omnigenome.design.operators import (PAIRS, crossover, initial_sequence, is_complementary, mutate_position,
+                                         repair_pairs)
+from omnigenome.design.proposals import MLMProposer
+from omnigenome.folding import positional_defect, score_design
+from omnigenome.structure import pair_table, short_hairpins
+
+MULTILOOP = "((((((....)))..(((....))))))...((((....))))"
+# A natural structure (bpRNA) with a long loop, bulges and a 3x1 interior loop: needs ~100s of evaluations.
+HARDER = ".(((.......)))..((((((.................(((((((((((.(((.......)))........)))))))).)))............))).)))"
+# Long, many short helices and isolated pairs: not solved in a second by any method.
+HARD = "(" + ".(.((.(...).))).(" * 12 + "...." + ").(((...)))." * 12 + ")"
+
+
+def folds_to(sequence, target):
+    return RNA.fold(sequence)[0] == target
+
+
+# --- targets --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("structure, message", [
+    ("", "empty"),
+    ("((..x..))", "invalid structure character 'x' at position 5"),
+    ("(((...))", "'(' at position 1 is never closed"),
+    ("((...)))", "')' at position 8 closes nothing"),
+    ("((((..))))", "hairpin loop shorter than 3 at positions 4..7"),
+    ("(.)", "hairpin loop shorter than 3 at positions 1..3"),
+    ("((...))[...]", "invalid structure character '['"),
+])
+def test_bad_targets_are_rejected_with_the_reason(structure, message):
+    with pytest.raises(ValueError, match="target puzzle 7: .*" + re.escape(message)):
+        validate_target(structure, "puzzle 7")
+    with pytest.raises(ValueError):
+        design(structure, budget_seconds=1)
+
+
+def test_good_targets_pass():
+    for s in ("....", "(((...)))", MULTILOOP, HARD):
+        assert validate_target(s) == s
+    assert short_hairpins("((..))(())(((...)))") == [(1, 4), (7, 8)]
+
+
+def test_read_targets_plain_and_eterna(tmp_path, shared_data):
+    plain = tmp_path / "targets.txt"
+    plain.write_text("# two targets\n((((....))))  hairpin\n\n" + MULTILOOP + "\n")
+    assert read_targets(plain) == [Target("hairpin", "((((....))))"), Target("2", MULTILOOP)]
+    plain.write_text("((((....))))\n((((...)))\n")
+    with pytest.raises(ValueError, match=r"targets.txt line 2: .*never closed"):
+        read_targets(plain)
+    eterna = read_targets(shared_data / "eterna100" / "eterna100_vienna2.txt")
+    assert len(eterna) == 100 and eterna[0] == Target("1", "(((((......)))))")
+
+
+# --- operators ------------------------------------------------------------------------------------
+def test_pair_operators_keep_pairs_canonical_and_reach_all_six_pairs():
+    rng = random.Random(0)
+    pairs = pair_table(MULTILOOP)
+    seq = initial_sequence(pairs, rng)
+    assert is_complementary(seq, pairs)
+    seen = set()
+    for _ in range(600):
+        i = rng.randrange(len(pairs))
+        mutate_position(seq, pairs, i, rng)
+        assert is_complementary(seq, pairs)
+        if pairs[i] >= 0:
+            a, b = sorted((i, pairs[i]))
+            seen.add((seq[a], seq[b]))
+    assert seen == set(PAIRS)
+    other = initial_sequence(pairs, rng)
+    for _ in range(50):
+        assert is_complementary(crossover(seq, other, pairs, rng), pairs)
+    # refill arbitrary positions with arbitrary bases (as a model might), then repair
+    for _ in range(50):
+        changed = rng.sample(range(len(pairs)), 10)
+        written = {i: rng.choice("ACGU") for i in changed}
+        for i, base in written.items():
+            seq[i] = base
+        repair_pairs(seq, pairs, changed, rng)
+        assert is_complementary(seq, pairs)
+        assert all(seq[i] == base for i, base in written.items() if pairs[i] not in written)  # the model's choice wins
+
+
+# --- folding helpers used by design ---------------------------------------------------------------
+def test_score_and_ensemble_defect_match_viennarna():
+    seq, target = "GGGGAAACCCCAUAUGGGAAACCCAU", "((((...))))...(((...)))..."
+    score = score_design(seq, target)
+    assert (score.mfe_structure, score.mfe) == pytest.approx(RNA.fold(seq))
+    assert score.energy_gap >= 0
+    defect, prob = positional_defect(seq, target)
+    fc = RNA.fold_compound(seq)
+    fc.exp_params_rescale(fc.mfe()[1])
+    fc.pf()
+    assert sum(defect) / len(defect) == pytest.approx(fc.ensemble_defect(target), abs=1e-6)
+    assert prob == pytest.approx(fc.pr_structure(target))
+
+
+# --- designers ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("target", ["(((....)))", "........", MULTILOOP, HARDER])
+def test_default_designer_solutions_fold_into_the_target(target):
+    r = design(target, budget_seconds=20, seed=1)
+    assert r.solved and folds_to(r.sequence, target)
+    assert r.mfe_structure == target and r.distance == 0 and r.method == "local"
+    assert set(r.sequence) <= set("ACGU") and len(r.sequence) == len(target)
+
+
+@pytest.mark.parametrize("method", ["ga", "rnainverse"])
+def test_ga_and_rnainverse_solve_a_small_target(method):
+    r = design(MULTILOOP, method, budget_seconds=20, seed=0)
+    assert r.solved and folds_to(r.sequence, MULTILOOP) and r.method == method
+
+
+def test_same_seed_same_design_and_budget_does_not_change_the_trajectory():
+    a = design(HARDER, budget_seconds=30, seed=3)
+    b = design(HARDER, budget_seconds=None, seed=3)
+    c = design(HARDER, budget_seconds=30, seed=4)
+    assert a.solved and a.evaluations > 5  # a real search, not the initial design
+    assert (a.sequence, a.evaluations) == (b.sequence, b.evaluations)
+    assert c.sequence != a.sequence
+
+
+@pytest.mark.parametrize("method", ["local", "ga", "rnainverse"])
+def test_budget_is_honoured_and_the_verdict_is_honest(method):
+    t0 = time.process_time()
+    w0 = time.time()
+    r = design(HARD, method, budget_seconds=1.0, seed=0)
+    used = time.process_time() - t0
+    assert r.seconds <= 1.3
+    assert used <= 2.0 and time.time() - w0 < 20  # rnainverse runs in a child, killed at its budget
+    assert len(r.sequence) == len(HARD)
+    assert r.solved == folds_to(r.sequence, HARD)
+
+
+# --- the model --------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_model():
+    torch.manual_seed(0)
+    return OmniGenomeModel(OmniGenomeConfig(hidden_size=32, num_layers=1, num_heads=2, ffn_size=64)).eval()
+
+
+def test_ga_uses_the_model_for_mlm_guided_mutation(tiny_model):
+    proposer = MLMProposer(tiny_model)
+    seen = []
+    original = proposer.fill
+
+    def spy(sequences, structure, masked, rng):
+        seen.append((len(sequences), structure, [len(m) for m in masked]))
+        return original(sequences, structure, masked, rng)
+
+    proposer.fill = spy
+    r = design(MULTILOOP, "ga", budget_seconds=20, seed=0, model=proposer, settings=GASettings(population=10))
+    assert seen and all(s == MULTILOOP for _, s, _ in seen)
+    assert seen[0] == (10, MULTILOOP, [len(MULTILOOP)] * 10)  # initial population: the fully masked fill
+    assert proposer.calls >= 2 and proposer.filled > 0
+    assert len(r.sequence) == len(MULTILOOP) and set(r.sequence) <= set("ACGU")
+    assert is_complementary(list(r.sequence), pair_table(MULTILOOP))
+    assert r.solved == folds_to(r.sequence, MULTILOOP)
+
+
+def test_mlm_proposer_conditions_on_the_target(tiny_model):
+    """Masked positions are refilled; the others are kept; the input is `<cls> seq <eos> target <eos>`."""
+    proposer = MLMProposer(tiny_model)
+    calls = []
+    forward = tiny_model.forward
+
+    def spy(input_ids, attention_mask=None, **kw):
+        calls.append(input_ids.clone())
+        return forward(input_ids, attention_mask, **kw)
+
+    tiny_model.forward = spy
+    try:
+        import numpy as np
+        out = proposer.fill([list("GGGGAAACCCC")], "((((...))))", [[0, 5]], np.random.default_rng(0))
+    finally:
+        del tiny_model.forward
+    ids = calls[0][0].tolist()
+    from omnigenome.tokenizer import EOS_ID, MASK_ID, OmniGenomeTokenizer
+    expected = OmniGenomeTokenizer().encode("GGGGAAACCCC", "((((...))))")
+    expected[1], expected[6] = MASK_ID, MASK_ID
+    assert ids == expected and ids[12] == EOS_ID
+    assert "".join(out[0])[1:5] == "GGGA" and "".join(out[0])[6:] == "ACCCC"
+
+
+def test_default_designer_with_a_model_still_solves(tiny_model):
+    r = design(HARDER, budget_seconds=30, seed=2, model=tiny_model)
+    assert r.solved and folds_to(r.sequence, HARDER)
+
+
+# --- many targets and the command line --------------------------------------------------------------
+def test_design_many_in_two_workers_matches_one():
+    targets = [Target("a", MULTILOOP), Target("b", "(((....)))"), Target("c", HARDER)]
+    one = [r.sequence for r in design_many(targets, budget_seconds=20, seed=5)]
+    two = [r.sequence for r in design_many(targets, budget_seconds=20, seed=5, workers=2)]
+    assert one == two
+
+
+def test_cli_json(tmp_path, capsys):
+    targets = tmp_path / "t.txt"
+    targets.write_text(f"{MULTILOOP} first\n(((....)))\n")
+    assert cli_main(["design", "--targets", str(targets), "--structure", HARDER, "--json",
+                     "--budget-seconds", "20", "--workers", "2", "--seed", "1"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["structure"] for r in rows] == [HARDER, MULTILOOP, "(((....)))"]
+    for r in rows:
+        assert {"structure", "sequence", "solved", "seconds"} <= set(r)
+        assert r["solved"] is True and folds_to(r["sequence"], r["structure"]) and r["seconds"] < 20
+    assert rows[1]["name"] == "first"
+
+
+def test_cli_text_model_and_errors(tmp_path, capsys):
+    model_dir = tmp_path / "model"
+    torch.manual_seed(0)
+    OmniGenomeModel(hidden_size=32, num_layers=1, num_heads=2, ffn_size=64).save_pretrained(model_dir)
+    assert cli_main(["design", "--structure", MULTILOOP, "--method", "ga", "--model", str(model_dir),
+                     "--budget-seconds", "20"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(">1 folds into the target") and out[1] == MULTILOOP and folds_to(out[2], MULTILOOP)
+    bad = tmp_path / "bad.txt"
+    bad.write_text("(((....)))\n((((..))))\n")
+    t0 = time.process_time()
+    assert cli_main(["design", "--targets", str(bad), "--structure", "(((....)))"]) == 2
+    assert time.process_time() - t0 < 1  # rejected before designing the good targets
+    assert "bad.txt line 2: hairpin loop shorter than 3 at positions 4..7" in capsys.readouterr().err
