@@ -15,7 +15,6 @@ import torch
 from torchmetrics.functional import mean_squared_error, r2_score, spearman_corrcoef
 from torchmetrics.functional.classification import (
     binary_auroc,
-    binary_matthews_corrcoef,
     multiclass_accuracy,
     multiclass_auroc,
     multiclass_f1_score,
@@ -40,6 +39,14 @@ def _as_labels(values: Iterable[Sequence[int]] | Sequence[int]) -> torch.Tensor:
     return torch.as_tensor(values, dtype=torch.long)
 
 
+def _mcc(preds: torch.Tensor, targets: torch.Tensor, num_classes: int) -> float:
+    """Matthews correlation of class ids; 0 when predictions or targets hold a single class (the
+    denominator is 0: scikit-learn's convention; torchmetrics returns a small non-zero value there)."""
+    if preds.unique().numel() < 2 or targets.unique().numel() < 2:
+        return 0.0
+    return float(multiclass_matthews_corrcoef(preds, targets, num_classes=num_classes))
+
+
 def token_classification_scores(preds, targets, num_classes: int) -> dict[str, float]:
     """Macro-F1 and MCC of per-token class ids, pooled over all tokens of all sequences.
 
@@ -54,7 +61,7 @@ def token_classification_scores(preds, targets, num_classes: int) -> dict[str, f
     if p.numel() == 0:
         raise ValueError("no tokens to score")
     return {"macro_f1": float(multiclass_f1_score(p, t, num_classes=num_classes, average="macro")),
-            "mcc": float(multiclass_matthews_corrcoef(p, t, num_classes=num_classes))}
+            "mcc": _mcc(p, t, num_classes)}
 
 
 def base_pair_scores(predicted: str, true: str) -> dict[str, float]:
@@ -191,7 +198,7 @@ def _multiclass_scores(names, preds, targets, num_classes, probabilities) -> dic
         if name == "macro_f1":
             value = multiclass_f1_score(classes, targets, num_classes=num_classes, average="macro")
         elif name == "mcc":
-            value = multiclass_matthews_corrcoef(classes, targets, num_classes=num_classes)
+            value = _mcc(classes, targets, num_classes)
         elif name == "accuracy":
             value = multiclass_accuracy(classes, targets, num_classes=num_classes, average="micro")
         elif num_classes == 2:
@@ -216,7 +223,7 @@ def _multilabel_scores(names, preds, targets, num_labels, probabilities) -> dict
         if name == "macro_f1":
             value = multilabel_f1_score(probs, targets, num_labels=num_labels, threshold=0.5, average="macro")
         elif name == "mcc":
-            value = torch.stack([binary_matthews_corrcoef(decisions[:, k], targets[:, k]) for k in range(num_labels)]).mean()
+            value = sum(_mcc(decisions[:, k], targets[:, k], 2) for k in range(num_labels)) / num_labels
         elif name == "accuracy":
             value = (decisions == targets).double().mean()
         else:

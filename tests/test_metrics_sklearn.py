@@ -56,6 +56,15 @@ def test_macro_f1_leaves_out_absent_classes_like_sklearn():
     assert got["macro_f1"] == pytest.approx(sklearn_metrics.f1_score(targets, logits.argmax(1), average="macro"), abs=TOL)
 
 
+@pytest.mark.parametrize("num_classes", [2, 4])
+def test_mcc_of_a_constant_prediction_is_zero_like_sklearn(num_classes):
+    # the majority-class baseline: torchmetrics alone gives a small non-zero value here
+    targets = np.random.default_rng(0).integers(0, num_classes, 613)
+    logits = np.tile(np.eye(num_classes)[0], (613, 1))
+    got = task_metrics(["mcc"], torch.tensor(logits), torch.tensor(targets), "sequence_classification", num_classes)
+    assert got["mcc"] == sklearn_metrics.matthews_corrcoef(targets, logits.argmax(1)) == 0.0
+
+
 @pytest.mark.parametrize("as_probabilities", [False, True])
 def test_multilabel_matches_sklearn(as_probabilities):
     rng = np.random.default_rng(7)

@@ -185,7 +185,8 @@ def _find_file(task: dict, source: str) -> Path | None:
     """The file (folder for GB) a split maps to: `source` is a stem or name in data_dir, or a path."""
     if not source:
         return None
-    base = Path(source) if os.path.isabs(source) else Path(task["data_dir"]) / source
+    # A bare name ("train", "dev") lives in data_dir; a path ("${benchmark_dir}/openvaccine/...") stands alone.
+    base = Path(source) if os.path.isabs(source) or os.path.dirname(source) else Path(task["data_dir"]) / source
     if task["format"] == "gb":
         return base if base.is_dir() else None
     if base.is_file():
