@@ -2,7 +2,9 @@
 
 Without a task: prints the loss and accuracy of every objective on the validation split of the
 data config. With `task=<name>` (conf/task/): runs that evaluation task, for example
-`task=ssp_zero_shot dataset=bprna` (zero-shot secondary structure prediction beside ViennaRNA).
+`task=ssp_zero_shot dataset=bprna` (zero-shot secondary structure prediction beside ViennaRNA). With a
+fine-tuning task, `task=rgb/ssp_archive2 ckpt=<run>/checkpoints/best.ckpt`: scores a checkpoint of
+`train.py experiment=finetune` on the task's test split (head, LoRA and structure input from the checkpoint).
 """
 from __future__ import annotations
 
@@ -34,8 +36,20 @@ def evaluate_task(cfg: DictConfig) -> dict:
                 attention_backend=cfg.attention_backend)
 
 
+def evaluate_finetuned(cfg: DictConfig) -> dict:
+    """Score the fine-tuned `cfg.ckpt` on the test split of the fine-tuning task `cfg.task`."""
+    from omnigenome.finetune.evaluate import evaluate_checkpoint
+    L.seed_everything(cfg.seed, workers=True)
+    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, logger=False, callbacks=[])
+    return evaluate_checkpoint(cfg.ckpt, cfg.task, trainer, cache_dir=f"{cfg.paths.data_dir}/cache",
+                               eval_limit=cfg.get("eval_limit"), attention_backend=cfg.attention_backend)
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
 def main(cfg: DictConfig) -> float | None:
+    if cfg.get("task") and "_target_" not in cfg.task:  # a fine-tuning task (conf/task/<suite>/<name>.yaml)
+        metrics = evaluate_finetuned(cfg)
+        return metrics.get(f"test/{cfg.task.monitor}")
     if cfg.get("task"):
         rows = evaluate_task(cfg)
         model_rows = [r for name, r in rows.items() if name.startswith("model")]

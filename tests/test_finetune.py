@@ -1,0 +1,373 @@
+"""Fine-tuning: every head learns a few steps, losses count scored items only, LoRA / frozen encoder /
+structure input behave, and train.py experiment=finetune -> evaluate.py reproduce the same test metrics."""
+import copy
+import json
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import open_dict
+
+from conftest import ROOT
+from omnigenome import OmniGenomeModel
+from omnigenome.finetune.datamodule import FinetuneDataModule, collate, encode_examples
+from omnigenome.finetune.evaluate import constant_baseline, constant_prediction, vienna_baseline
+from omnigenome.finetune.heads import IGNORE_INDEX, head_inputs, scored_items, task_loss
+from omnigenome.finetune.lora import LoRAQKV, merge_lora
+from omnigenome.finetune.module import FinetuneModule, load_finetuned, task_metrics
+from omnigenome.finetune.tasks import Example, load_split, task_config
+from omnigenome.folding import fold
+from omnigenome.model.attention import PackedLayout
+from omnigenome.tokenizer import CLS_ID, EOS_ID, OmniGenomeTokenizer
+
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "experiments"))
+import evaluate as evaluate_script  # noqa: E402
+import run_suite  # noqa: E402
+import train as train_script  # noqa: E402
+
+
+def tiny_model(seed=0):
+    torch.manual_seed(seed)
+    return OmniGenomeModel(hidden_size=32, num_layers=2, num_heads=2, ffn_size=64)
+
+
+def synthetic_task(head, num_labels, metrics, monitor, mode="max"):
+    return {"name": f"synthetic/{head}", "suite": "synthetic", "format": "gue_csv", "data_dir": "/nonexistent",
+            "splits": {"train": "train", "valid": "valid", "test": "test"}, "head": head,
+            "num_labels": num_labels, "class_weights": None, "metrics": metrics, "monitor": monitor,
+            "monitor_mode": mode, "max_length": 64, "alphabet": "U"}
+
+
+def synthetic_examples(head, n=8, seed=0):
+    """Random RNA; multilabel: (has GGG, has AAA, GC > 50%); regression: (GC fraction, length / 30)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        seq = "".join(rng.choice(list("ACGU"), size=int(rng.integers(12, 30))))
+        gc = (seq.count("G") + seq.count("C")) / len(seq)
+        if head == "multilabel":
+            label = np.asarray(["GGG" in seq, "AAA" in seq, gc > 0.5], dtype=np.float32)
+        else:
+            label = np.asarray([gc, len(seq) / 30], dtype=np.float32)
+        out.append(Example(f"s{i}", seq, label))
+    return out
+
+
+def real(name, split, n):
+    task = task_config(name)
+    return task, load_split(task, split)[:n]
+
+
+def head_case(head, shared_data):
+    if head == "token_classification":
+        return real("rgb/ssp_archive2", "train", 8)
+    if head == "token_regression":
+        return real("rgb/mrna", "test", 8)
+    if head == "sequence_classification":
+        task, examples = real("gue/prom_300_tata", "test", 400)
+        # 12 + 4 examples, cropped to 62 nt: within a few steps the head learns at least the class prior
+        by_class = [[e for e in examples if int(e.label) == c] for c in (0, 1)]
+        return {**task, "max_length": 64}, by_class[0][:12] + by_class[1][:4]
+    if head == "multilabel":
+        return synthetic_task(head, 3, ["macro_f1", "roc_auc"], "roc_auc"), synthetic_examples(head)
+    return synthetic_task(head, 2, ["rmse", "r2"], "rmse", "min"), synthetic_examples(head)
+
+
+def batch_of(task, examples, structures=None):
+    items, _ = encode_examples(examples, task, structures)
+    return collate(items, task["head"])
+
+
+def module_for(task, model=None, **kw):
+    return FinetuneModule(model or tiny_model(), task, head_dropout=0.0, **kw)
+
+
+def train_steps(module, batch, steps=8, lr=3e-3):
+    opt = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=lr)
+    losses = []
+    for step in range(steps):
+        loss = module.loss(module(batch), batch["labels"])
+        opt.zero_grad()
+        loss.backward()
+        if step == 0:
+            assert module.head.out.weight.grad.abs().sum() > 0
+            grads = [p.grad for p in module.model.parameters() if p.requires_grad]
+            assert all(g is not None for g in grads) and sum(g.abs().sum() for g in grads) > 0
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
+@pytest.mark.parametrize("head", ["sequence_classification", "multilabel", "sequence_regression",
+                                  "token_classification", "token_regression"])
+def test_each_head_learns_a_few_steps(head, shared_data):
+    task, examples = head_case(head, shared_data)
+    assert task["head"] == head
+    batch = batch_of(task, examples)
+    module = module_for(task)
+    losses = train_steps(module, batch)
+    assert all(np.isfinite(losses)), losses
+    assert losses[-1] < losses[0], losses
+    module.eval()
+    with torch.no_grad():
+        preds, targets = scored_items(head, module(batch), batch["labels"])
+    scores = task_metrics(task["metrics"], preds, targets, head, int(task["num_labels"]))
+    assert set(scores) == set(task["metrics"])
+
+
+def test_class_weights_weight_the_loss(shared_data):
+    task, examples = real("rgb/ssp_archive2", "train", 4)
+    batch = batch_of(task, examples)
+    logits = torch.randn(batch["labels"].shape[0], 3)
+    plain = task_loss("token_classification", logits, batch["labels"])
+    assert torch.allclose(plain, task_loss("token_classification", logits, batch["labels"], torch.ones(3)))
+    w = torch.tensor([1.0, 1.0, 5.0])
+    weighted = task_loss("token_classification", logits, batch["labels"], w)
+    y = batch["labels"]
+    manual = (w[y] * F.cross_entropy(logits, y, reduction="none")).sum() / w[y].sum()
+    assert not torch.allclose(weighted, plain) and torch.allclose(weighted, manual)
+    # the task's class_weights reach the module's loss (SNMD's balanced weights)
+    snmd = task_config("rgb/snmd")
+    module = module_for(snmd)
+    assert torch.allclose(module.class_weights, torch.tensor(snmd["class_weights"]))
+
+
+def test_only_scored_positions_count(shared_data):
+    # OpenVaccine scores the first 68 bases: predictions beyond change neither loss nor metrics
+    task, examples = real("rgb/mrna", "test", 4)
+    batch = batch_of(task, examples)
+    labels = batch["labels"]
+    unscored = ~torch.isfinite(labels).all(-1)
+    assert unscored.sum() == sum(len(e.sequence) - 68 for e in examples)
+    logits = torch.randn(labels.shape)
+    moved = logits.clone()
+    moved[unscored] += 100.0
+    assert torch.equal(task_loss("token_regression", logits, labels), task_loss("token_regression", moved, labels))
+    p1, t1 = scored_items("token_regression", logits, labels)
+    p2, _ = scored_items("token_regression", moved, labels)
+    assert p1.shape[0] == 68 * len(examples) and torch.equal(p1, p2)
+    assert task_metrics(task["metrics"], p1, t1, "token_regression", 3) == task_metrics(task["metrics"], p2, t1, "token_regression", 3)
+    # token classification: positions labelled -100 (SNMR: unmutated bases) are ignored alike
+    snmr, ex = real("rgb/snmr", "test", 4)
+    b = batch_of(snmr, ex)
+    logits = torch.randn(b["labels"].shape[0], 4)
+    moved = logits.clone()
+    moved[b["labels"] == IGNORE_INDEX] *= -50
+    assert torch.equal(task_loss("token_classification", logits, b["labels"]),
+                       task_loss("token_classification", moved, b["labels"]))
+
+
+def test_lora_trains_only_adapters_and_head_and_starts_at_the_base_model(shared_data):
+    task, examples = real("rgb/ssp_archive2", "train", 4)
+    batch = batch_of(task, examples)
+    model = tiny_model()
+    layout = PackedLayout.from_cu_seqlens(batch["cu_seqlens"])
+    with torch.no_grad():
+        before = model.encode(batch["input_ids"], layout, batch["position_ids"])
+    base_qkv = model.layers[0].qkv.weight.detach().clone()
+    module = module_for(task, model, lora={"rank": 4, "alpha": 8})
+    assert all(isinstance(b.qkv, LoRAQKV) for b in model.layers)
+    with torch.no_grad():
+        assert torch.allclose(model.encode(batch["input_ids"], layout, batch["position_ids"]), before, atol=1e-6)
+    trainable = [n for n, p in module.named_parameters() if p.requires_grad]
+    assert trainable and all(n.startswith("head.") or n.split(".")[-2] in ("q_down", "q_up", "v_down", "v_up")
+                             for n in trainable)
+    losses = train_steps(module, batch, steps=6)
+    assert losses[-1] < losses[0]
+    assert torch.equal(model.layers[0].qkv.base.weight, base_qkv)
+    assert model.layers[0].qkv.q_up.weight.abs().sum() > 0
+    # merging the adapters into plain linear layers computes the same function
+    with torch.no_grad():
+        adapted = model.encode(batch["input_ids"], layout, batch["position_ids"])
+        merged = merge_lora(copy.deepcopy(model))
+        assert torch.allclose(merged.encode(batch["input_ids"], layout, batch["position_ids"]), adapted, atol=1e-5)
+
+
+def test_frozen_encoder_keeps_its_weights(shared_data):
+    task, examples = real("gue/prom_300_tata", "test", 8)
+    batch = batch_of(task, examples)
+    module = module_for(task, freeze_encoder=True)
+    encoder = {k: v.clone() for k, v in module.model.state_dict().items()}
+    head = module.head.out.weight.detach().clone()
+    opt = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=1e-2)
+    for _ in range(3):
+        loss = module.loss(module(batch), batch["labels"])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert all(torch.equal(v, module.model.state_dict()[k]) for k, v in encoder.items())
+    assert not torch.equal(head, module.head.out.weight)
+
+
+def test_structure_input_layout_and_fold_cache(shared_data, tmp_path):
+    task = task_config("rgb/ssp_archive2")
+    dm = FinetuneDataModule(task, structure_input=True, cache_dir=str(tmp_path), eval_limit=3)
+    items = dm.encode("test")
+    examples = dm.load_examples("test")
+    assert list(tmp_path.glob("vienna-mfe-*.json"))  # folded once, cached
+    batch = collate(items, "token_classification")
+    tok = OmniGenomeTokenizer(alphabet="U")
+    cu = batch["cu_seqlens"].tolist()
+    for k, ex in enumerate(examples):
+        struct = fold(ex.sequence)[0]
+        expected = [CLS_ID, *tok.encode_array(ex.sequence)[1:-1], EOS_ID, *tok._ids(struct), EOS_ID]
+        assert batch["input_ids"][cu[k]:cu[k + 1]].tolist() == expected
+        # the head reads the nucleotides of the sequence half only
+        assert batch["nucleotide_index"][batch["nucleotide_seq"] == k].tolist() == list(range(cu[k] + 1, cu[k] + 1 + len(ex.sequence)))
+        assert batch["position_ids"][cu[k]:cu[k + 1]].tolist() == list(range(2 * len(ex.sequence) + 3))
+    assert batch["labels"].shape[0] == sum(len(e.sequence) for e in examples)
+
+
+def test_mean_pooling_reads_the_nucleotides_only():
+    task = synthetic_task("sequence_regression", 2, ["rmse"], "rmse", "min")
+    examples = synthetic_examples("sequence_regression", n=3)
+    batch = batch_of(task, examples, structures=["." * len(e.sequence) for e in examples])
+    hidden = torch.randn(int(batch["cu_seqlens"][-1]), 5)
+    pooled = head_inputs(hidden, batch, "sequence_regression", "mean")
+    cls = head_inputs(hidden, batch, "sequence_regression", "cls")
+    cu = batch["cu_seqlens"].tolist()
+    for k, ex in enumerate(examples):
+        assert torch.allclose(pooled[k], hidden[cu[k] + 1: cu[k] + 1 + len(ex.sequence)].mean(0), atol=1e-6)
+        assert torch.equal(cls[k], hidden[cu[k]])
+
+
+def test_long_sequences_are_cropped_with_their_labels(shared_data):
+    task, examples = real("rgb/ssp_archive2", "train", 6)
+    short = {**task, "max_length": 20}
+    items, cropped = encode_examples(examples, short)
+    assert cropped == sum(len(e.sequence) > 18 for e in examples) > 0
+    assert all(it.num_nucleotides == min(18, len(e.sequence)) == len(it.label) for it, e in zip(items, examples))
+    items, _ = encode_examples(examples, short, ["." * len(e.sequence) for e in examples])
+    assert all(len(it.ids) <= 20 and it.num_nucleotides == min(8, len(e.sequence)) for it, e in zip(items, examples))
+
+
+def test_baselines(shared_data, tmp_path):
+    task, train = real("gue/prom_300_tata", "train", 50)
+    items, _ = encode_examples(train, task)
+    majority = int(np.bincount([int(e.label) for e in train]).argmax())
+    assert int(constant_prediction(task, items).argmax()) == majority
+    scores = constant_baseline(task, items, items)
+    assert scores["accuracy"] == pytest.approx(np.mean([int(e.label) == majority for e in train]))
+    reg = synthetic_task("sequence_regression", 2, ["rmse"], "rmse", "min")
+    reg_items, _ = encode_examples(synthetic_examples("sequence_regression"), reg)
+    mean = torch.stack([torch.as_tensor(it.label) for it in reg_items]).mean(0)
+    assert torch.allclose(constant_prediction(reg, reg_items), mean)
+    # ViennaRNA on a structure task, scored on the same items as the model: equals the zero-shot metric
+    ssp, test = real("rgb/ssp_archive2", "test", 5)
+    ssp_items, _ = encode_examples(test, ssp)
+    from omnigenome.metrics import structure_scores
+    vienna = vienna_baseline(ssp, test, ssp_items, cache_dir=str(tmp_path))
+    reference = structure_scores([fold(e.sequence)[0] for e in test], [r["label"] for r in
+                                  map(json.loads, open(shared_data / "rgb/RNA-SSP-Archive2/test.json").readlines()[:5])])
+    assert vienna["macro_f1"] == pytest.approx(reference["macro_f1"], abs=1e-6)
+
+
+# --- train.py / evaluate.py end to end ---------------------------------------------------------------
+
+def compose_finetune(tmp_path, overrides=(), config_name="train"):
+    base = [f"paths.log_dir={tmp_path}/logs", f"paths.data_dir={tmp_path}/data"]
+    if config_name == "train":
+        base.append(f"paths.output_dir={tmp_path}/run")
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name, overrides=base + list(overrides), return_hydra_config=True)
+    HydraConfig().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
+
+
+SMALL = ["model.hidden_size=32", "model.num_layers=2", "model.num_heads=2", "model.ffn_size=64"]
+
+
+def test_train_py_finetune_then_evaluate_py_reproduces_test_metrics(shared_data, tmp_path, capsys):
+    cfg = compose_finetune(tmp_path, ["experiment=finetune", "task=rgb/ssp_archive2", "seed=1", *SMALL,
+                                      "trainer.max_steps=4", "trainer.max_epochs=-1", "trainer.val_check_interval=2",
+                                      "trainer.check_val_every_n_epoch=null", "data.max_tokens=1024",
+                                      "data.train_limit=24", "data.eval_limit=12", "module.optimizer.lr=1e-3",
+                                      "logger=csv", "callbacks.progress_bar.refresh_rate=0"])
+    metrics = train_script.train(cfg)
+    out = capsys.readouterr().out
+    assert "majority test" in out and "ViennaRNA test" in out and "model test" in out
+    record = json.loads((tmp_path / "run" / "test_metrics.json").read_text())
+    best = tmp_path / "run" / "checkpoints" / "best.ckpt"
+    assert record["checkpoint"] == str(best) and best.is_file()
+    assert record["num_test"] == 12 and record["steps"] == 4
+    assert set(record["metrics"]) == {"macro_f1", "mcc", "loss"}
+    assert set(record["baselines"]) == {"majority", "ViennaRNA"}
+    assert metrics["test/macro_f1"] == pytest.approx(record["metrics"]["macro_f1"])
+
+    eval_cfg = compose_finetune(tmp_path, ["task=rgb/ssp_archive2", f"ckpt={best}", "eval_limit=12"], "eval")
+    again = evaluate_script.evaluate_finetuned(eval_cfg)
+    for name, value in record["metrics"].items():
+        assert again[f"test/{name}"] == pytest.approx(value, abs=1e-6), name
+    assert "test examples" in capsys.readouterr().out
+    module = load_finetuned(str(best))
+    assert module.task["name"] == "rgb/ssp_archive2" and not module.hparams.structure_input
+
+
+def test_finetune_needs_a_task(tmp_path):
+    cfg = compose_finetune(tmp_path, ["experiment=finetune"])
+    with pytest.raises(ValueError, match="task="):
+        train_script.train(cfg)
+
+
+def test_data_dir_override_reaches_the_task(tmp_path):
+    cfg = compose_finetune(tmp_path, ["experiment=finetune", "task=gue/tf_0", f"data_dir={tmp_path}"])
+    assert cfg.task.data_dir == str(tmp_path)
+    cfg = compose_finetune(tmp_path, ["experiment=finetune", "task=gue/tf_0"])
+    assert cfg.task.data_dir.endswith("gue/tf/0")
+
+
+# --- run_suite ---------------------------------------------------------------------------------------
+
+def test_run_suite_plans_skips_and_resumes(shared_data, tmp_path, monkeypatch):
+    args, passthrough = run_suite.parse_args(["suite=rgb", "model=tiny", "seeds=[1,2]", "trainer.max_steps=5",
+                                              f"results_dir={tmp_path}", "tasks=[rgb/ssp_archive2,rgb/ssp_rnastralign,rgb/snmd]"])
+    assert args["seeds"] == [1, 2] and passthrough == ["trainer.max_steps=5"]
+    assert run_suite.task_plan("rgb/ssp_archive2", "skip") == ([], None)
+    assert run_suite.task_plan("rgb/ssp_rnastralign", "skip")[0] is None  # not in ../shared/data
+    assert "no training split" in run_suite.task_plan("rgb/snmd", "skip")[1]
+    assert "task.splits.train=valid" in run_suite.task_plan("rgb/snmd", "valid")[0]
+
+    ran = []
+
+    def fake_cell(task, seed, args, extra, passthrough, model_dir):
+        ran.append((task, seed))
+        return {"task": task, "seed": seed, "monitor": "macro_f1", "metrics": {"macro_f1": 0.5 + seed / 10, "mcc": 0.1},
+                "baselines": {"majority": {"macro_f1": 0.2, "mcc": 0.0}}}
+    monkeypatch.setattr(run_suite, "run_cell", fake_cell)
+    status = run_suite.run_suite(args, passthrough)
+    assert ran == [("rgb/ssp_archive2", 1), ("rgb/ssp_archive2", 2)]
+    assert set(status["skipped"]) == {"rgb/ssp_rnastralign", "rgb/snmd"}
+    ran.clear()
+    run_suite.run_suite(args, passthrough)  # finished cells are not rerun
+    assert ran == []
+    paths = run_suite.write_report(tmp_path / "rgb", status["skipped"])
+    md = paths["md"].read_text()
+    assert "| rgb/ssp_archive2 | macro_f1 | 0.650 ± 0.071 | 0.200 |" in md and "rgb/snmd: no training split" in md
+    rows = list(__import__("csv").DictReader(open(paths["csv"])))
+    assert {(r["model"], r["metric"]) for r in rows} == {("tiny", "macro_f1"), ("tiny", "mcc"),
+                                                         ("majority / mean", "macro_f1"), ("majority / mean", "mcc")}
+
+
+@pytest.mark.slow
+def test_run_suite_command_line_end_to_end(shared_data, tmp_path):
+    """Two seeds of one GUE task through train.py subprocesses; tables and chart written; a rerun reuses them."""
+    import subprocess
+    argv = [sys.executable, "experiments/run_suite.py", "suite=gue", "model=random", "tasks=[gue/prom_300_tata]",
+            "seeds=[1,2]", f"results_dir={tmp_path}", *SMALL, "trainer.max_steps=3", "trainer.max_epochs=-1",
+            "trainer.val_check_interval=3", "trainer.check_val_every_n_epoch=null", "data.train_limit=32",
+            "data.eval_limit=16", "data.max_tokens=2048", f"paths.data_dir={tmp_path}/data"]
+    out = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert len(list((tmp_path / "gue" / "random" / "cells").glob("*.json"))) == 2
+    md = (tmp_path / "gue" / "results.md").read_text()
+    assert "gue/prom_300_tata" in md and "±" in md and "majority / mean" in md
+    assert (tmp_path / "gue" / "results.csv").is_file()
+    again = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert "0 cells run, 2 reused" in again.stdout
