@@ -22,6 +22,16 @@ from omnigenome.training import cluster, run
 log = logging.getLogger("omnigenome")
 
 
+def build_trainer(cfg: DictConfig) -> tuple[L.Trainer, object, list]:
+    """The trainer with the configured callbacks (plus the preemption handler) and loggers."""
+    callbacks = run.instantiate_group(cfg.get("callbacks"))
+    preemption = hydra.utils.instantiate(cfg.preemption) if cfg.get("preemption") else None
+    callbacks += [preemption] if preemption else []
+    loggers = run.instantiate_group(cfg.get("logger"))
+    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    return trainer, preemption, loggers
+
+
 def train(cfg: DictConfig) -> dict:
     if cfg.get("task") is not None or cfg.get("finetune") is not None:
         return finetune(cfg)
@@ -37,11 +47,7 @@ def train(cfg: DictConfig) -> dict:
     datamodule = hydra.utils.instantiate(cfg.data, objectives=objectives)
     model = hydra.utils.instantiate(cfg.model)
     module = hydra.utils.instantiate(cfg.module, model=model, objectives=objectives)
-    callbacks = run.instantiate_group(cfg.get("callbacks"))
-    preemption = hydra.utils.instantiate(cfg.preemption) if cfg.get("preemption") else None
-    callbacks += [preemption] if preemption else []
-    loggers = run.instantiate_group(cfg.get("logger"))
-    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer, preemption, loggers = build_trainer(cfg)
 
     if trainer.is_global_zero:
         log.info("model: %s parameters (encoder + tied MLM head)", f"{model.num_parameters():,}")
@@ -96,11 +102,7 @@ def finetune(cfg: DictConfig) -> dict:
     model = scoring.initial_encoder(cfg)
     datamodule = hydra.utils.instantiate(cfg.data, task=cfg.task)
     module = hydra.utils.instantiate(cfg.module, model=model, task=cfg.task)
-    callbacks = run.instantiate_group(cfg.get("callbacks"))
-    preemption = hydra.utils.instantiate(cfg.preemption) if cfg.get("preemption") else None
-    callbacks += [preemption] if preemption else []
-    loggers = run.instantiate_group(cfg.get("logger"))
-    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer, preemption, loggers = build_trainer(cfg)
     if trainer.is_global_zero:
         log.info("task %s; trainable parameters: %s", cfg.task.name, module.trainable_parameters())
         run.log_config(loggers, cfg)

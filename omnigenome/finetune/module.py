@@ -22,6 +22,7 @@ from omnigenome.finetune.datamodule import plain_task
 from omnigenome.finetune.heads import TaskHead, check_head, head_inputs, scored_items, task_loss
 from omnigenome.model.attention import PackedLayout
 from omnigenome.model.modeling import OmniGenomeModel
+from omnigenome.training.module import configure_optimization
 
 log = logging.getLogger("omnigenome")
 
@@ -140,18 +141,7 @@ class FinetuneModule(L.LightningModule):
     def configure_optimizers(self):
         if self.optimizer_factory is None:
             raise ValueError("FinetuneModule was built without an optimizer (evaluation only)")
-        decay, no_decay = [], []
-        for name, p in self.named_parameters():
-            if p.requires_grad:
-                (decay if p.dim() >= 2 else no_decay).append(p)
-        groups = [{"params": decay, "weight_decay": self.hparams.weight_decay},
-                  {"params": no_decay, "weight_decay": 0.0}]
-        optimizer = self.optimizer_factory(params=groups)
-        if self.scheduler_factory is None:
-            return optimizer
-        total = self.hparams.total_steps or int(self.trainer.estimated_stepping_batches)
-        scheduler = self.scheduler_factory(optimizer=optimizer, total_steps=total)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return configure_optimization(self, self.named_parameters())
 
     def trainable_parameters(self) -> dict[str, int]:
         """Trainable parameter counts: encoder (incl. LoRA) and head."""

@@ -26,7 +26,7 @@ import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -302,19 +302,26 @@ def _mask_tokens(label: np.ndarray, task: dict) -> np.ndarray:
 
 # --- JSON lines (RGB) ------------------------------------------------------------------------------
 
+def _json_lines(lines: Iterable[str], where_file) -> Iterator[tuple[int, str, Any]]:
+    """(line number, "FILE, line N", parsed value) for each non-blank line; a line that is not JSON
+    raises ValueError naming the file and line."""
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{where_file}, line {number}"
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{where}: not valid JSON ({e.msg})") from None
+        yield number, where, value
+
+
 def iter_json_lines(path: str | os.PathLike) -> Iterator[tuple[int, str, dict]]:
     """(line number, "FILE, line N", object) for each non-blank line of a JSON-lines file.
     Raises ValueError naming the file and line for a line that is not a JSON object."""
     path = Path(path)
     with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}, line {number}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{where}: not valid JSON ({e.msg})") from None
+        for number, where, obj in _json_lines(f, path):
             if not isinstance(obj, dict):
                 raise ValueError(f"{where}: expected a JSON object")
             yield number, where, obj
@@ -434,14 +441,7 @@ def _iter_openvaccine(path: Path) -> Iterator[tuple[str, dict]]:
     elif isinstance(whole, dict):
         yield f"{where_file}, line 1", whole
     else:
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            where = f"{where_file}, line {number}"
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{where}: not valid JSON ({e.msg})") from None
+        for _, where, rec in _json_lines(text.splitlines(), where_file):
             yield where, rec
 
 

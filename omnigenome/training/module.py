@@ -77,15 +77,21 @@ class PretrainModule(L.LightningModule):
         checkpoint["omnigenome_config"] = self.model.config.to_dict()
 
     def configure_optimizers(self):
-        decay, no_decay = [], []
-        for name, p in self.model.named_parameters():
-            if p.requires_grad:
-                (decay if p.dim() >= 2 else no_decay).append(p)
-        groups = [{"params": decay, "weight_decay": self.hparams.weight_decay},
-                  {"params": no_decay, "weight_decay": 0.0}]
-        optimizer = self.optimizer_factory(params=groups)
-        if self.scheduler_factory is None:
-            return optimizer
-        total = self.hparams.total_steps or int(self.trainer.estimated_stepping_batches)
-        scheduler = self.scheduler_factory(optimizer=optimizer, total_steps=total)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return configure_optimization(self, self.model.named_parameters())
+
+
+def configure_optimization(module: L.LightningModule, named_parameters) -> dict:
+    """Lightning's optimizer config for a module with `optimizer_factory`, `scheduler_factory` and hparams
+    `weight_decay`, `total_steps`: weight decay on matrices only, the schedule stepped every optimizer step."""
+    decay, no_decay = [], []
+    for _, p in named_parameters:
+        if p.requires_grad:
+            (decay if p.dim() >= 2 else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": module.hparams.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    optimizer = module.optimizer_factory(params=groups)
+    if module.scheduler_factory is None:
+        return optimizer
+    total = module.hparams.total_steps or int(module.trainer.estimated_stepping_batches)
+    scheduler = module.scheduler_factory(optimizer=optimizer, total_steps=total)
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
