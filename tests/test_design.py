@@ -14,7 +14,8 @@ from omnigenome.design import GASettings, Target, design, design_many, read_targ
 from omnigenome.design.operators import (PAIRS, crossover, initial_sequence, is_complementary, mutate_position,
                                          repair_pairs)
 from omnigenome.design.proposals import MLMProposer
-from omnigenome.folding import positional_defect, score_design
+from omnigenome.design.search import Candidate, Clock, Competitors, LocalSearch
+from omnigenome.folding import positional_defect, score_design, structure_energies
 from omnigenome.structure import pair_table, short_hairpins
 
 MULTILOOP = "((((((....)))..(((....))))))...((((....))))"
@@ -103,6 +104,50 @@ def test_score_and_ensemble_defect_match_viennarna():
     fc.pf()
     assert sum(defect) / len(defect) == pytest.approx(fc.ensemble_defect(target), abs=1e-6)
     assert prob == pytest.approx(fc.pr_structure(target))
+
+
+def test_structure_energies_match_viennarna_eval():
+    seq = "GGGGAAACCCCAUAUGGGAAACCCAU"
+    structures = ["((((...))))...(((...)))...", "((((...))))...............", ".........................."]
+    fc = RNA.fold_compound(seq)
+    assert structure_energies(seq.lower().replace("U", "T"), structures) == pytest.approx(
+        [fc.eval_structure(s) for s in structures])
+
+
+def test_neighbourhood_enumeration_keeps_pairs_and_beats_every_variant_it_covers():
+    # a lone pair (6, 11) closing a hairpin inside an interior loop: the hard case it is for
+    target = "((((..(....)...))))......"
+    search = LocalSearch(target, random.Random(0), Clock(None))
+    pairs = search.pairs
+    rng = random.Random(1)
+    cur = search.evaluate(initial_sequence(pairs, rng), target, pairs)
+    competitor = "((((...........))))......"  # the lone pair open
+    pool = Competitors(target, 4)
+    pool.add(Candidate(list(cur.seq), competitor, [6, 11], 0.0))
+    cur.wrong = [6]
+    best = search._enumerate(cur, pairs, pool)
+    assert is_complementary(best, pairs)
+    hood = {5, 6, 7, 10, 11, 12}  # the pair, its loop neighbours inside and outside
+    assert {i for i, (a, b) in enumerate(zip(best, cur.seq)) if a != b} <= hood
+    score = pool.screen(best)
+    for _ in range(300):  # any other setting of the neighbourhood screens no better
+        other = list(cur.seq)
+        for i in (5, 7, 10, 12):
+            other[i] = rng.choice("ACGU")
+        other[6], other[11] = rng.choice(PAIRS)
+        assert score <= pool.screen(other) + 1e-9
+
+
+def test_screen_opens_competitor_pairs_the_proposal_cannot_form():
+    target, seq = "((((....))))....", "GGGGAAAACCCCAAAA"
+    competitor = "(((((....))))).."
+    pool = Competitors(target, 4)
+    pool.add(Candidate(list(seq), competitor, [0], 1.0))
+    fc = RNA.fold_compound(seq)
+    # (0, 13) G-A, (1, 12) G-A and (4, 9) A-C cannot form on seq: the competitor that can is this one
+    opened = "..((......))...."
+    assert pool.screen(list(seq)) == pytest.approx(fc.eval_structure(target) - fc.eval_structure(opened))
+    assert fc.eval_structure(competitor) != pytest.approx(fc.eval_structure(opened))  # what ViennaRNA alone says
 
 
 # --- designers ------------------------------------------------------------------------------------

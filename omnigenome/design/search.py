@@ -10,6 +10,15 @@ What makes it fast on long multi-loop targets:
 - One fold compound per candidate gives both the MFE structure and the target's energy; the cost
   is (positions paired wrongly) + (target energy - MFE), so a move can improve even when the MFE
   structure does not change. Neutral moves are accepted (drift over plateaus).
+- Screened proposals (negative design by cutting planes). Evaluating a structure's energy costs
+  microseconds, folding costs milliseconds (~100 ms at 400 nt). So each step draws several
+  proposals (one per 20 nt), scores each by (energy of the target) - (energy of the most stable
+  misfold seen so far on this segment), and folds only the best; every fold adds its misfold to
+  the pool of competitors. Long targets get many more useful folds out of the same budget.
+- Neighbourhood enumeration on stagnation: every combination of the pairs and bases at and beside
+  a mispaired position (and its target and MFE partners) is screened and the best one folded.
+  Lone pairs and short helices depend on exactly these few nucleotides (stacks, mismatches,
+  dangles), in combinations that one random mutation at a time rarely finds.
 - On stagnation: the per-position ensemble defect (one partition function, not every step)
   chooses where to perturb; the model, if given, refills those positions. After repeated failure
   the whole design restarts.
@@ -19,6 +28,7 @@ every smaller budget (its time to solve).
 """
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import time
@@ -27,9 +37,9 @@ from typing import Sequence
 
 import numpy as np
 
-from omnigenome.design.operators import boost_pair, initial_sequence, mutate_position, repair_pairs
-from omnigenome.folding import positional_defect, score_design
-from omnigenome.structure import pair_table
+from omnigenome.design.operators import BASES, PAIRS, boost_pair, initial_sequence, mutate_position, repair_pairs
+from omnigenome.folding import positional_defect, score_design, structure_energies
+from omnigenome.structure import CANONICAL_PAIRS, pair_table
 
 
 class Clock:
@@ -90,6 +100,62 @@ def design_nodes(pairs: Sequence[int], min_node: int) -> list[tuple[int, int]]:
     return sorted(nodes, key=lambda ij: (ij[1] - ij[0], ij[0]))
 
 
+_CANONICAL = np.zeros((256, 256), dtype=bool)  # by ASCII code of the two bases
+for _a, _b in CANONICAL_PAIRS:
+    _CANONICAL[ord(_a), ord(_b)] = True
+
+
+class Competitors:
+    """Misfolds seen while designing one segment (the most recent `size`), and the cheap screen of a
+    proposal against them: (energy of the target) - (energy of the most stable competitor).
+
+    A competitor's pairs that the proposal cannot form (not canonical on it) are opened before its
+    energy is evaluated: ViennaRNA would otherwise score them as non-standard pairs, and a mutation
+    that breaks an unwanted pair would look no better than one that keeps it.
+    """
+
+    def __init__(self, target: str, size: int):
+        self.target = target
+        self.size = size
+        self.structures: list[str] = []
+        self._pairs: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # structure -> its pairs (i < j)
+        self._i = self._j = self._owner = np.zeros(0, dtype=np.int64)
+
+    def add(self, cand: Candidate) -> None:
+        """Remember the candidate's MFE structure if it is a misfold."""
+        if not cand.wrong:
+            return
+        structure = cand.mfe_structure
+        if structure in self.structures:
+            self.structures.remove(structure)
+        else:
+            table = np.asarray(pair_table(structure))
+            i = np.flatnonzero(table > np.arange(len(table)))
+            self._pairs[structure] = (i, table[i])
+        self.structures.append(structure)
+        for old in self.structures[:-self.size]:
+            del self._pairs[old]
+        self.structures = self.structures[-self.size:]
+        pairs = [self._pairs[s] for s in self.structures]
+        self._i = np.concatenate([i for i, _ in pairs])
+        self._j = np.concatenate([j for _, j in pairs])
+        self._owner = np.repeat(np.arange(len(pairs)), [len(i) for i, _ in pairs])
+        self._chars = np.frombuffer("".join(self.structures).encode(), dtype=np.uint8).reshape(len(pairs), -1)
+
+    def screen(self, seq: Sequence[str]) -> float:
+        """Lower is better; < 0: the target is more stable than every known competitor."""
+        sequence = "".join(seq)
+        codes = np.frombuffer(sequence.encode(), dtype=np.uint8)
+        bad = ~_CANONICAL[codes[self._i], codes[self._j]]
+        structures = self.structures
+        if bad.any():
+            chars = self._chars.copy()
+            chars[self._owner[bad], self._i[bad]] = chars[self._owner[bad], self._j[bad]] = ord(".")
+            structures = [row.tobytes().decode() for row in chars]
+        energies = structure_energies(sequence, [self.target, *structures])
+        return energies[0] - min(energies[1:])
+
+
 @dataclass
 class LocalSearchSettings:
     """Numbers of the default designer (steps are evaluations; none depends on the budget)."""
@@ -107,6 +173,9 @@ class LocalSearchSettings:
     temperature: float = 0.0      # > 0: accept a worse design with probability exp(-increase / temperature)
     objective: str = "mfe"        # mfe: wrong pairs + energy gap; ensemble: sum of ensemble defect;
                                   # hybrid: mfe for the substructures, ensemble for the whole target
+    screen_per_nt: float = 0.05   # proposals screened per fold: this many per nucleotide (at least 1)
+    screen_pool: int = 24         # competitor structures (recent MFE misfolds) the screen scores against
+    enumerate_limit: int = 2048   # on stagnation, neighbourhood combinations screened (see `_enumerate`)
 
 
 class LocalSearch:
@@ -156,12 +225,57 @@ class LocalSearch:
                 mutate_position(seq, pairs, int(i), self.rng)
         return seq
 
+    def _propose(self, cur: Candidate, pairs: Sequence[int]) -> list[str]:
+        """One mutation of the current design, aimed at a mispaired position most of the time."""
+        new = list(cur.seq)
+        i = self._pick(cur, len(pairs))
+        if pairs[i] >= 0 and self.rng.random() < self.s.boost:
+            boost_pair(new, pairs, i, self.rng)
+        else:
+            mutate_position(new, pairs, i, self.rng)
+        return new
+
+    def _enumerate(self, cur: Candidate, pairs: Sequence[int], pool: Competitors) -> list[str]:
+        """Best screened variant of the whole neighbourhood of one mispaired position: every combination
+        of the units (a target pair, six ways, or an unpaired base, four ways) at and right beside it,
+        its target partner and its MFE partner (stacked pairs, loop mismatches, dangles), up to
+        `enumerate_limit` combinations (sampled beyond). This is what makes lone pairs and short helices form: their fate hangs on the few
+        nucleotides around them, in ways one random mutation at a time rarely finds."""
+        i = self.rng.choice(cur.wrong)
+        ends = {i, pairs[i], pair_table(cur.mfe_structure)[i]} - {-1}  # with its target and MFE partners
+        units = []
+        for k in sorted({k for e in ends for k in (e - 1, e, e + 1) if 0 <= k < len(pairs)}):
+            unit = (k,) if pairs[k] < 0 else tuple(sorted((k, pairs[k])))
+            if unit not in units:
+                units.append(unit)
+        options = [PAIRS if len(u) == 2 else BASES for u in units]
+        total = math.prod(len(o) for o in options)
+        if total <= self.s.enumerate_limit:
+            combos = itertools.product(*options)
+        else:
+            combos = (tuple(self.rng.choice(o) for o in options) for _ in range(self.s.enumerate_limit))
+        best, best_score = None, math.inf
+        for k, combo in enumerate(combos):
+            if k % 100 == 0 and self.clock.exhausted():
+                raise Stop
+            seq = list(cur.seq)
+            for unit, value in zip(units, combo):
+                for pos, base in zip(unit, value):
+                    seq[pos] = base
+            score = pool.screen(seq)
+            if score < best_score:
+                best, best_score = seq, score
+        return best
+
     def walk(self, seq: list[str], target: str, pairs: Sequence[int], max_steps: int | None) -> Candidate:
         """Local search on one segment until solved, `max_steps` evaluations, or `perturbations` failures."""
         n = len(pairs)
         ens = self.s.objective == "ensemble" or (self.s.objective == "hybrid" and n == len(self.pairs))
         cur = self.evaluate(seq, target, pairs, ens)
         best = self._note(cur, n)
+        screens = max(1, round(self.s.screen_per_nt * n))
+        pool = Competitors(target, self.s.screen_pool)
+        pool.add(cur)
         patience = self.s.patience + int(self.s.patience_per_nt * n)
         stale, failures, steps = 0, 0, 0
         while cur.wrong and (max_steps is None or steps < max_steps):
@@ -170,18 +284,25 @@ class LocalSearch:
                     break
                 failures += 1
                 stale = 0
+                if self.s.enumerate_limit and failures % 2 == 1:  # first try the neighbourhood exhaustively
+                    cand = self.evaluate(self._enumerate(cur, pairs, pool), target, pairs, ens)
+                    pool.add(cand)
+                    steps += 1
+                    if cand.cost < cur.cost:
+                        cur = cand
+                        if cur.cost < best.cost or not cur.wrong:
+                            best, failures = self._note(cur, n), 0
+                        continue
                 cur = self.evaluate(self._perturb(best, target, pairs), target, pairs, ens)
+                pool.add(cur)
                 steps += 1
                 if cur.cost < best.cost or not cur.wrong:
                     best, failures = self._note(cur, n), 0
                 continue
-            new = list(cur.seq)
-            i = self._pick(cur, n)
-            if pairs[i] >= 0 and self.rng.random() < self.s.boost:
-                boost_pair(new, pairs, i, self.rng)
-            else:
-                mutate_position(new, pairs, i, self.rng)
+            proposals = [self._propose(cur, pairs) for _ in range(screens)]
+            new = proposals[0] if screens == 1 else min(proposals, key=pool.screen)
             cand = self.evaluate(new, target, pairs, ens)
+            pool.add(cand)
             steps += 1
             if cand.cost <= cur.cost or (self.s.temperature > 0 and
                                          self.rng.random() < math.exp((cur.cost - cand.cost) / self.s.temperature)):
