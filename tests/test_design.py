@@ -148,6 +148,12 @@ def test_screen_opens_competitor_pairs_the_proposal_cannot_form():
     opened = "..((......))...."
     assert pool.screen(list(seq)) == pytest.approx(fc.eval_structure(target) - fc.eval_structure(opened))
     assert fc.eval_structure(competitor) != pytest.approx(fc.eval_structure(opened))  # what ViennaRNA alone says
+    # the pool keeps the most recent misfolds, once each; a solved candidate is no competitor
+    hairpins = ["." * k + "(((....)))" + "." * (6 - k) for k in range(5)]
+    for structure in hairpins + [hairpins[0]]:
+        pool.add(Candidate(list(seq), structure, [0], 1.0))
+    pool.add(Candidate(list(seq), target, [], 0.0))
+    assert pool.structures == hairpins[2:] + [hairpins[0]]
 
 
 # --- designers ------------------------------------------------------------------------------------

@@ -14,7 +14,8 @@ What makes it fast on long multi-loop targets:
   microseconds, folding costs milliseconds (~100 ms at 400 nt). So each step draws several
   proposals (one per 20 nt), scores each by (energy of the target) - (energy of the most stable
   misfold seen so far on this segment), and folds only the best; every fold adds its misfold to
-  the pool of competitors. Long targets get many more useful folds out of the same budget.
+  the pool of competitors. At 400 nt the screen of a step (20 proposals, 24 competitors) costs
+  ~3 ms, ~5% of one fold.
 - Neighbourhood enumeration on stagnation: every combination of the pairs and bases at and beside
   a mispaired position (and its target and MFE partners) is screened and the best one folded.
   Lone pairs and short helices depend on exactly these few nucleotides (stacks, mismatches,
@@ -239,8 +240,9 @@ class LocalSearch:
         """Best screened variant of the whole neighbourhood of one mispaired position: every combination
         of the units (a target pair, six ways, or an unpaired base, four ways) at and right beside it,
         its target partner and its MFE partner (stacked pairs, loop mismatches, dangles), up to
-        `enumerate_limit` combinations (sampled beyond). This is what makes lone pairs and short helices form: their fate hangs on the few
-        nucleotides around them, in ways one random mutation at a time rarely finds."""
+        `enumerate_limit` combinations (sampled beyond). This is what makes lone pairs and short helices
+        form: their fate hangs on the few nucleotides around them, in combinations that one random
+        mutation at a time rarely finds."""
         i = self.rng.choice(cur.wrong)
         ends = {i, pairs[i], pair_table(cur.mfe_structure)[i]} - {-1}  # with its target and MFE partners
         units = []
