@@ -173,6 +173,9 @@ def positional_defect(sequence: str, target: str) -> tuple[list[float], float]:
     return score.defect, score.probability
 
 
+_EVAL_MODEL = RNA.md()  # default energy model, built once (evaluation is called in hot loops)
+
+
 def structure_energies(sequence: str, structures: Sequence[str]) -> list[float]:
     """Free energy (kcal/mol) of each nested dot-bracket structure on `sequence`, without folding.
 
@@ -182,6 +185,3 @@ def structure_energies(sequence: str, structures: Sequence[str]) -> list[float]:
     """
     fc = RNA.fold_compound(_rna(sequence), _EVAL_MODEL, RNA.OPTION_EVAL_ONLY)
     return [float(fc.eval_structure(s)) for s in structures]
-
-
-_EVAL_MODEL = RNA.md()

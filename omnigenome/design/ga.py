@@ -13,12 +13,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-import numpy as np
-
 from omnigenome.design.operators import BASES, PAIRS, crossover, mutate_position, repair_pairs
-from omnigenome.design.search import Clock, Stop
+from omnigenome.design.search import Clock, Stop, TargetSearch
 from omnigenome.folding import score_design
-from omnigenome.structure import pair_table
 
 
 @dataclass
@@ -39,15 +36,10 @@ class Individual:
         return (self.hamming, self.mfe)
 
 
-class GeneticAlgorithm:
+class GeneticAlgorithm(TargetSearch):
     def __init__(self, target: str, rng: random.Random, clock: Clock, settings: GASettings | None = None,
                  proposer=None):
-        self.target = target
-        self.pairs = pair_table(target, allowed="().")
-        self.rng = rng
-        self.np_rng = np.random.default_rng(rng.getrandbits(64))
-        self.clock = clock
-        self.s = settings or GASettings()
+        super().__init__(target, rng, clock, settings or GASettings())
         self.proposer = proposer if proposer is not None and proposer.fits(len(target)) else None
         self.evaluations = 0
         self.generations = 0

@@ -179,17 +179,25 @@ class LocalSearchSettings:
     enumerate_limit: int = 2048   # on stagnation, neighbourhood combinations screened (see `_enumerate`)
 
 
-class LocalSearch:
-    """Designs one target; see the module docstring. `run` returns (best sequence, its candidate, solved)."""
+class TargetSearch:
+    """What every designer of one target holds: the target and its pair table, the random streams
+    (Python's for choices, numpy's for sampling, both from the seed's `rng`), the budget and settings."""
 
-    def __init__(self, target: str, rng: random.Random, clock: Clock, settings: LocalSearchSettings | None = None,
-                 proposer=None):
+    def __init__(self, target: str, rng: random.Random, clock: Clock, settings):
         self.target = target
         self.pairs = pair_table(target, allowed="().")
         self.rng = rng
         self.np_rng = np.random.default_rng(rng.getrandbits(64))
         self.clock = clock
-        self.s = settings or LocalSearchSettings()
+        self.s = settings
+
+
+class LocalSearch(TargetSearch):
+    """Designs one target; see the module docstring. `run` returns (best sequence, its candidate, solved)."""
+
+    def __init__(self, target: str, rng: random.Random, clock: Clock, settings: LocalSearchSettings | None = None,
+                 proposer=None):
+        super().__init__(target, rng, clock, settings or LocalSearchSettings())
         self.proposer = proposer
         self.evaluations = [0]
         self.evaluate = Evaluator(clock, self.evaluations)
