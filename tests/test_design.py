@@ -14,7 +14,7 @@ from omnigenome.design import GASettings, Target, design, design_many, read_targ
 from omnigenome.design.operators import (PAIRS, crossover, initial_sequence, is_complementary, mutate_position,
                                          repair_pairs)
 from omnigenome.design.proposals import MLMProposer
-from omnigenome.design.search import Candidate, Clock, Competitors, LocalSearch
+from omnigenome.design.search import Candidate, Clock, Competitors, LocalSearch, LocalSearchSettings, Portfolio
 from omnigenome.folding import positional_defect, score_design, structure_energies
 from omnigenome.structure import pair_table, short_hairpins
 
@@ -136,6 +136,29 @@ def test_neighbourhood_enumeration_keeps_pairs_and_beats_every_variant_it_covers
             other[i] = rng.choice("ACGU")
         other[6], other[11] = rng.choice(PAIRS)
         assert score <= pool.screen(other) + 1e-9
+
+
+def test_portfolio_takes_turns_until_one_trajectory_solves():
+    settings = LocalSearchSettings(trajectories=2, turn=5)
+    easy = "((((..(....)...))))......"  # solved by the first trajectory in its third turn
+    designs = []
+    for _ in range(2):
+        portfolio = Portfolio(easy, random.Random(0), Clock(None), settings)
+        cand, solved = portfolio.run()
+        assert solved and portfolio.solved == 0 and RNA.fold("".join(cand.seq))[0] == easy
+        assert [s.evaluations[0] for s in portfolio.searches] == [9, 5]  # turns of 5 (the first hands over at once)
+        designs.append(cand.seq)
+    assert designs[0] == designs[1]  # the interleaving depends only on the seed
+    hard = "(((.(..((.((....)).((....)).))..)........)))"  # not solved in 0.5 s: both keep taking turns
+    portfolio = Portfolio(hard, random.Random(0), Clock(0.5), settings)
+    cand, solved = portfolio.run()
+    counts = [s.evaluations[0] for s in portfolio.searches]
+    assert not solved and min(counts) > 20 and max(counts) - min(counts) <= settings.turn
+    assert cand.cost == min(s.best.cost for s in portfolio.searches)  # the better of the two
+    portfolio = Portfolio(hard, random.Random(0), Clock(None), settings)  # no budget: must not hang
+    portfolio.searches[1].walk = lambda *args: 1 / 0
+    with pytest.raises(ZeroDivisionError):  # an error in one trajectory stops all and reaches the caller
+        portfolio.run()
 
 
 def test_screen_opens_competitor_pairs_the_proposal_cannot_form():

@@ -87,10 +87,10 @@ def design(structure: str, method: str = "local", budget_seconds: float | None =
         evaluations, restarts = search.evaluations, 0
         seq = best.seq if best is not None else ["A"] * len(structure)
     else:
-        from omnigenome.design.search import LocalSearch
-        search = LocalSearch(structure, rng, clock, settings, proposer)
+        from omnigenome.design.search import Portfolio
+        search = Portfolio(structure, rng, clock, settings, proposer)
         best, solved = search.run()
-        evaluations, restarts = search.evaluations[0], search.restarts
+        evaluations, restarts = search.evaluations, search.restarts
         seq = best.seq if best is not None else (search.current or ["A"] * len(structure))
     seconds = clock.elapsed()
     sequence = "".join(seq)

@@ -23,15 +23,21 @@ What makes it fast on long multi-loop targets:
 - On stagnation: the per-position ensemble defect (one partition function, not every step)
   chooses where to perturb; the model, if given, refills those positions. After repeated failure
   the whole design restarts.
+- A portfolio (`Portfolio`, two trajectories by default): independent searches from different
+  seeds take turns of 20 evaluations, and the first to solve wins. Time to solve is heavy-tailed
+  (one start solves a 400-nt puzzle in seconds, another stays a lone pair short for minutes), and
+  a long target rarely restarts within a minute, so taking turns beats one trajectory at 2x speed.
 
 The trajectory depends only on the seed, never on the budget, so one run gives the outcome of
 every smaller budget (its time to solve).
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import random
+import threading
 import time
 from dataclasses import dataclass
 from typing import Sequence
@@ -83,8 +89,11 @@ class Evaluator:
     def __init__(self, clock: Clock, counter: list[int]):
         self.clock = clock
         self.counter = counter
+        self.gate = None  # called before each evaluation (a portfolio's turn-taking)
 
     def __call__(self, seq: list[str], target: str, pairs: Sequence[int], ensemble: bool = False) -> Candidate:
+        if self.gate is not None:
+            self.gate()
         if self.clock.exhausted():
             raise Stop
         self.counter[0] += 1
@@ -177,6 +186,8 @@ class LocalSearchSettings:
     screen_per_nt: float = 0.05   # proposals screened per fold: this many per nucleotide (at least 1)
     screen_pool: int = 24         # competitor structures (recent MFE misfolds) the screen scores against
     enumerate_limit: int = 2048   # on stagnation, neighbourhood combinations screened (see `_enumerate`)
+    trajectories: int = 2         # independent searches of the target taking turns (see `Portfolio`)
+    turn: int = 20                # evaluations per turn
 
 
 class TargetSearch:
@@ -359,3 +370,84 @@ class LocalSearch(TargetSearch):
                 self.restarts += 1
         except Stop:
             return self.best, False
+
+
+class Portfolio:
+    """The default designer: `trajectories` independent local searches of one target (each from its
+    own seed) that take turns of `turn` evaluations until one solves it or the budget is spent.
+
+    The time a local search needs is heavy-tailed: from one start a long target is solved in
+    seconds, from another it stays one lone pair short for minutes. Taking turns solves it as soon
+    as any trajectory does, at the cost of running each at 1/k of the speed. The searches are
+    threads that hand the turn to one another, so exactly one runs at a time (the CPU clock counts
+    them all) and the interleaving, like each trajectory, depends only on the seed."""
+
+    def __init__(self, target: str, rng: random.Random, clock: Clock, settings: LocalSearchSettings | None = None,
+                 proposer=None):
+        self.s = settings = settings or LocalSearchSettings()
+        self.searches = [LocalSearch(target, random.Random(rng.getrandbits(64)), clock, settings, proposer)
+                         for _ in range(settings.trajectories)]
+        self.active = 0                 # whose turn it is
+        self.finished = [False] * len(self.searches)
+        self.solved: int | None = None  # the search that solved the target
+        self.over = False               # solved, or a search failed: the others stop at their next turn
+        self.cond = threading.Condition()
+        for k, search in enumerate(self.searches):
+            search.evaluate.gate = functools.partial(self._gate, k)
+
+    @property
+    def evaluations(self) -> int:
+        return sum(s.evaluations[0] for s in self.searches)
+
+    @property
+    def restarts(self) -> int:
+        return sum(s.restarts for s in self.searches)
+
+    @property
+    def current(self) -> list[str] | None:
+        return self.searches[0].current
+
+    def _next(self, k: int) -> None:  # hand the turn on (the caller holds the lock)
+        order = [(k + d) % len(self.searches) for d in range(1, len(self.searches) + 1)]
+        self.active = next((m for m in order if not self.finished[m]), k)
+        self.cond.notify_all()
+
+    def _gate(self, k: int) -> None:
+        if self.searches[k].evaluations[0] % self.s.turn == 0:
+            with self.cond:
+                self._next(k)
+                self.cond.wait_for(lambda: self.active == k or self.over)
+        if self.over:
+            raise Stop
+
+    def _work(self, k: int, results: list) -> None:
+        with self.cond:
+            self.cond.wait_for(lambda: self.active == k)
+        try:
+            results[k] = self.searches[k].run()
+        except BaseException as error:  # re-raised by `run` in the calling thread
+            results[k] = error
+        with self.cond:
+            self.finished[k] = True
+            if isinstance(results[k], BaseException):
+                self.over = True
+            elif results[k][1]:
+                self.over, self.solved = True, k
+            self._next(k)
+
+    def run(self) -> tuple[Candidate | None, bool]:
+        """Same contract as `LocalSearch.run`: (the solving or best candidate, solved)."""
+        results: list = [None] * len(self.searches)
+        threads = [threading.Thread(target=self._work, args=(k, results), daemon=True)
+                   for k in range(len(self.searches))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        if self.solved is not None:
+            return results[self.solved]
+        found = [cand for cand, _ in results if cand is not None]
+        return (min(found, key=lambda c: c.cost) if found else None), False
