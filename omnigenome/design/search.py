@@ -204,7 +204,8 @@ class TargetSearch:
 
 
 class LocalSearch(TargetSearch):
-    """Designs one target; see the module docstring. `run` returns (best sequence, its candidate, solved)."""
+    """One trajectory of the default designer (see the module docstring); `run` returns (best candidate,
+    solved). `Portfolio` runs several of them in turns."""
 
     def __init__(self, target: str, rng: random.Random, clock: Clock, settings: LocalSearchSettings | None = None,
                  proposer=None):
