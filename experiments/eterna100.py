@@ -3,6 +3,7 @@
     python experiments/eterna100.py --budget 60 --workers 2                 # the full benchmark
     python experiments/eterna100.py --budget 5 --limit 10                   # a quick look
     python experiments/eterna100.py --puzzles 1,5,7 --methods designer,ga
+    python experiments/eterna100.py --set trajectories=1 --methods designer --out results/one_trajectory  # ablation
 
 Methods: `designer` (omnigenome.design's default local search, no model), `ga` (the paper's genetic
 algorithm; MLM-guided with --model) and `rnainverse` (ViennaRNA's inverse_fold from random starts,
@@ -13,7 +14,7 @@ so one run at budget B also gives the solved count at every smaller budget (from
 the table lists several.
 
 Each (method, puzzle) result is appended to OUT/results.jsonl as it finishes; a rerun skips those
-already there (same budget and seed), so an interrupted run resumes. Writes OUT/summary.md,
+already there (same budget, seed and designer settings), so an interrupted run resumes. Writes OUT/summary.md,
 OUT/results.csv and OUT/solved_vs_budget.png (if matplotlib is installed), and prints the summary.
 Puzzles run largest first, one process per worker, one core each.
 """
@@ -26,12 +27,13 @@ import multiprocessing as mp
 import statistics
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from omnigenome.design import design  # noqa: E402
+from omnigenome.design import LocalSearchSettings, design, parse_settings  # noqa: E402
 from omnigenome.design.targets import validate_target  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "eterna100" / "eterna100_vienna2.txt"
@@ -55,25 +57,28 @@ def run_task(task: dict) -> dict:
     start = time.time()
     try:
         r = design(task["structure"], METHOD_OF[task["method"]], task["budget"], task["seed"],
-                   model=task.get("model"), name=str(task["puzzle"]))
+                   model=task.get("model"), name=str(task["puzzle"]), settings=task.get("settings"))
         out = {"sequence": r.sequence, "solved": r.solved, "seconds": r.seconds, "distance": r.distance,
                "evaluations": r.evaluations, "restarts": r.restarts}
     except Exception as e:  # one failure must not end the benchmark
         out = {"sequence": "", "solved": False, "seconds": task["budget"], "distance": len(task["structure"]),
                "error": f"{type(e).__name__}: {e}"}
     keys = ("method", "puzzle", "name", "length", "budget", "seed")
-    return {**{k: task[k] for k in keys}, **out, "wall_seconds": round(time.time() - start, 2)}
+    changed = {"settings": task["changed"]} if task.get("changed") else {}
+    return {**{k: task[k] for k in keys}, **changed, **out, "wall_seconds": round(time.time() - start, 2)}
 
 
 def solved_within(records: list[dict], budget: float) -> int:
     return sum(1 for r in records if r["solved"] and r["seconds"] <= budget)
 
 
-def summarise(records: dict[str, list[dict]], puzzles: list[dict], budget: float, workers: int) -> str:
+def summarise(records: dict[str, list[dict]], puzzles: list[dict], budget: float, workers: int,
+              changed: dict | None = None) -> str:
     """Markdown: solved counts by budget, median time to solve, then one row per puzzle."""
     checkpoints = [b for b in CHECKPOINTS if b < budget] + [budget]
     methods = list(records)
-    lines = [f"Eterna100-V2, {len(puzzles)} puzzles, budget {budget:g} CPU s per puzzle, {workers} worker(s)", ""]
+    lines = [f"Eterna100-V2, {len(puzzles)} puzzles, budget {budget:g} CPU s per puzzle, {workers} worker(s)"
+             + ("".join(f", designer {k}={v}" for k, v in changed.items()) if changed else ""), ""]
     lines.append("| method | " + " | ".join(f"solved ≤{b:g} s" for b in checkpoints) + " | median time to solve (s) |")
     lines.append("|---" * (len(checkpoints) + 2) + "|")
     for m in methods:
@@ -141,12 +146,21 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--model", help="checkpoint or Hugging Face directory for the designer / ga (optional)")
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="Eterna100 TSV (default: ../shared/data)")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="settings",
+                    help="change a number of the designer (a LocalSearchSettings field; repeatable), e.g. "
+                         "--set trajectories=1; recorded with each designer result")
     args = ap.parse_args(argv)
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHOD_OF]
     if unknown:
         ap.error(f"unknown method(s) {', '.join(unknown)} (choose from {', '.join(METHOD_OF)})")
+    try:
+        settings = parse_settings("local", args.settings)
+    except ValueError as e:
+        ap.error(str(e))
+    defaults = asdict(LocalSearchSettings())
+    changed = {k: v for k, v in asdict(settings).items() if v != defaults[k]} if settings else {}
     puzzles = load_puzzles(args.data)
     if args.puzzles:
         wanted = {int(x) for x in args.puzzles.split(",")}
@@ -160,10 +174,12 @@ def main(argv=None) -> int:
         for line in results_path.read_text().splitlines():
             if line.strip():
                 r = json.loads(line)
-                if r["budget"] == args.budget and r["seed"] == args.seed and "error" not in r:
+                same = r.get("settings", {}) == (changed if r["method"] == "designer" else {})
+                if r["budget"] == args.budget and r["seed"] == args.seed and same and "error" not in r:
                     done[(r["method"], r["puzzle"])] = r
     tasks = [{"method": m, "puzzle": p["puzzle"], "name": p["name"], "structure": p["structure"],
-              "length": len(p["structure"]), "budget": args.budget, "seed": args.seed, "model": args.model}
+              "length": len(p["structure"]), "budget": args.budget, "seed": args.seed, "model": args.model,
+              **({"settings": settings, "changed": changed} if m == "designer" else {})}
              for p in puzzles for m in methods if (m, p["puzzle"]) not in done]
     tasks.sort(key=lambda t: -t["length"])  # longest first: the short ones fill the gaps at the end
     print(f"{len(puzzles)} puzzles x {len(methods)} methods: {len(tasks)} to run, "
@@ -180,7 +196,7 @@ def main(argv=None) -> int:
 
     wanted = {p["puzzle"] for p in puzzles}
     records = {m: [r for (mm, p), r in sorted(done.items()) if mm == m and p in wanted] for m in methods}
-    table = summarise(records, puzzles, args.budget, args.workers)
+    table = summarise(records, puzzles, args.budget, args.workers, changed)
     (args.out / "summary.md").write_text(table + "\n")
     write_csv(args.out / "results.csv", records, puzzles, args.budget)
     print(table)

@@ -224,13 +224,16 @@ def _add_design(subparsers) -> None:
                                                     "head proposes nucleotides (optional)")
     p.add_argument("--json", action="store_true",
                    help="one JSON object per target: structure, sequence, solved, seconds, ...")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="settings",
+                   help="change a number of the method (repeatable), e.g. --set trajectories=1; the names are "
+                        "the fields of LocalSearchSettings (local) or GASettings (ga)")
     p.set_defaults(run=_run_design)
 
 
 def _run_design(args: argparse.Namespace) -> int:
     import json
 
-    from omnigenome.design import Target, design_many, read_targets, validate_target
+    from omnigenome.design import Target, design_many, parse_settings, read_targets, validate_target
 
     targets = [Target(str(i + 1), validate_target(s, f"--structure {i + 1}")) for i, s in enumerate(args.structure)]
     if args.targets:
@@ -241,8 +244,9 @@ def _run_design(args: argparse.Namespace) -> int:
         raise ValueError(f"--budget-seconds must be positive, got {args.budget_seconds}")
     if args.model and args.method == "rnainverse":
         raise ValueError("--model is for --method local or ga; rnainverse uses no model")
+    settings = parse_settings(args.method, args.settings)
     solved = 0
-    for r in design_many(targets, args.method, args.budget_seconds, args.seed, args.model, args.workers):
+    for r in design_many(targets, args.method, args.budget_seconds, args.seed, args.model, args.workers, settings):
         solved += r.solved
         if args.json:
             print(json.dumps(r.to_dict()), flush=True)

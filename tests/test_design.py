@@ -10,7 +10,8 @@ import torch
 
 from omnigenome import OmniGenomeConfig, OmniGenomeModel
 from omnigenome.cli import main as cli_main
-from omnigenome.design import GASettings, Target, design, design_many, read_targets, validate_target
+from omnigenome.design import (GASettings, Target, design, design_many, parse_settings, read_targets,
+                               validate_target)
 from omnigenome.design.operators import (PAIRS, crossover, initial_sequence, is_complementary, mutate_position,
                                          repair_pairs)
 from omnigenome.design.proposals import MLMProposer
@@ -305,3 +306,27 @@ def test_cli_text_model_and_errors(tmp_path, capsys):
     assert cli_main(["design", "--targets", str(bad), "--structure", "(((....)))"]) == 2
     assert time.process_time() - t0 < 1  # rejected before designing the good targets
     assert "bad.txt line 2: hairpin loop shorter than 3 at positions 4..7" in capsys.readouterr().err
+
+
+def test_settings_from_the_command_line(capsys):
+    assert parse_settings("local", []) is None
+    s = parse_settings("local", ["trajectories=1", "boost=0.3", "objective=hybrid"])
+    assert s == LocalSearchSettings(trajectories=1, boost=0.3, objective="hybrid")
+    assert parse_settings("ga", ["population=8"]) == GASettings(population=8)
+    for method, bad, message in [("local", "trajectorys=1", "NAME one of focus, patience"),
+                                 ("local", "trajectories=1.5", "trajectories takes a int"),
+                                 ("local", "objective=ensmble", "objective must be mfe, ensemble or hybrid"),
+                                 ("local", "turn=0", "trajectories and turn must be >= 1"),
+                                 ("ga", "population=1", "population must be >= 2"),
+                                 ("rnainverse", "population=8", "has no settings")]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            parse_settings(method, [bad])
+    # the CLI's --set reaches the designer: one trajectory gives LocalSearch's own design
+    assert cli_main(["design", "--structure", HARDER, "--json", "--budget-seconds", "20", "--seed", "3",
+                     "--set", "trajectories=1"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    single, solved = LocalSearch(HARDER, random.Random(random.Random(3).getrandbits(64)), Clock(20)).run()
+    assert solved and row["solved"] and row["sequence"] == "".join(single.seq)
+    assert design(HARDER, budget_seconds=20, seed=3).sequence != row["sequence"]  # two trajectories differ here
+    assert cli_main(["design", "--structure", HARDER, "--set", "turns=3"]) == 2
+    assert "bad setting 'turns=3'" in capsys.readouterr().err

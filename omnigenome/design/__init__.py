@@ -7,10 +7,10 @@
 Methods: "local" (default, no model needed), "ga" (the OmniGenome paper's MLM-guided genetic
 algorithm) and "rnainverse" (the ViennaRNA baseline). Budgets are CPU seconds of the process.
 """
-from omnigenome.design.api import METHODS, DesignResult, design, design_many, rnainverse
+from omnigenome.design.api import METHODS, DesignResult, design, design_many, parse_settings, rnainverse
 from omnigenome.design.ga import GASettings
 from omnigenome.design.search import LocalSearchSettings
 from omnigenome.design.targets import Target, read_targets, validate_target
 
 __all__ = ["METHODS", "DesignResult", "GASettings", "LocalSearchSettings", "Target", "design", "design_many",
-           "read_targets", "rnainverse", "validate_target"]
+           "parse_settings", "read_targets", "rnainverse", "validate_target"]

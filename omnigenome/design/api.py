@@ -5,7 +5,7 @@ import json
 import os
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Iterator, Sequence
 
 from omnigenome.design.targets import Target, validate_target
@@ -38,6 +38,32 @@ class DesignResult:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict())
+
+
+def parse_settings(method: str, assignments: Sequence[str]):
+    """The settings of `method` with "name=value" assignments applied (the command line's `--set`), e.g.
+    ["trajectories=4", "objective=ensemble"] -> LocalSearchSettings(trajectories=4, objective="ensemble").
+    Returns None when there are no assignments; a value takes the type of the setting's default."""
+    if not assignments:
+        return None
+    from omnigenome.design.ga import GASettings
+    from omnigenome.design.search import LocalSearchSettings
+    kind = {"local": LocalSearchSettings, "ga": GASettings}.get(method)
+    if kind is None:
+        raise ValueError(f"method {method!r} has no settings to set")
+    defaults = kind()
+    types = {f.name: type(getattr(defaults, f.name)) for f in fields(kind)}
+    values = {}
+    for assignment in assignments:
+        name, sep, text = assignment.partition("=")
+        name = name.strip()
+        if not sep or name not in types:
+            raise ValueError(f"bad setting {assignment!r}: expected NAME=VALUE with NAME one of {', '.join(types)}")
+        try:
+            values[name] = types[name](text.strip())
+        except ValueError:
+            raise ValueError(f"bad setting {assignment!r}: {name} takes a {types[name].__name__}") from None
+    return replace(defaults, **values)
 
 
 def _proposer(model):
@@ -187,16 +213,16 @@ def _worker_init(threads: int) -> None:
 
 
 def _design_task(args) -> DesignResult:
-    target, method, budget, seed = args
-    return design(target.structure, method, budget, seed, _WORKER_MODEL, target.name)
+    target, method, budget, seed, settings = args
+    return design(target.structure, method, budget, seed, _WORKER_MODEL, target.name, settings)
 
 
 def design_many(targets: Sequence[Target], method: str = "local", budget_seconds: float | None = 60.0,
-                seed: int = 0, model=None, workers: int = 1) -> Iterator[DesignResult]:
+                seed: int = 0, model=None, workers: int = 1, settings=None) -> Iterator[DesignResult]:
     """Design every target (validated first, all of them); yields results in input order.
 
     workers > 1 runs targets in that many processes (each target gets the full budget of its own
-    process's CPU time). Every target uses the same `seed`.
+    process's CPU time). Every target uses the same `seed` and `settings` (see `design`).
     """
     global _WORKER_MODEL
     for t in targets:
@@ -206,7 +232,7 @@ def design_many(targets: Sequence[Target], method: str = "local", budget_seconds
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     proposer = _proposer(model)
-    tasks = [(t, method, budget_seconds, seed) for t in targets]
+    tasks = [(t, method, budget_seconds, seed, settings) for t in targets]
     if workers == 1 or len(tasks) < 2:
         _WORKER_MODEL = proposer
         try:

@@ -23,6 +23,11 @@ class GASettings:
     population: int = 100
     mutation_rate: float = 0.1
 
+    def __post_init__(self):
+        if self.population < 2 or not 0 < self.mutation_rate <= 1:
+            raise ValueError(f"population must be >= 2 and mutation_rate in (0, 1], got {self.population} and "
+                             f"{self.mutation_rate}")
+
 
 @dataclass
 class Individual:

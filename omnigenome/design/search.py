@@ -189,6 +189,12 @@ class LocalSearchSettings:
     trajectories: int = 2         # independent searches of the target taking turns (see `Portfolio`)
     turn: int = 20                # evaluations per turn
 
+    def __post_init__(self):
+        if self.objective not in ("mfe", "ensemble", "hybrid"):
+            raise ValueError(f"objective must be mfe, ensemble or hybrid, got {self.objective!r}")
+        if self.trajectories < 1 or self.turn < 1:
+            raise ValueError(f"trajectories and turn must be >= 1, got {self.trajectories} and {self.turn}")
+
 
 class TargetSearch:
     """What every designer of one target holds: the target and its pair table, the random streams

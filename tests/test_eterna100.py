@@ -1,0 +1,55 @@
+"""experiments/eterna100.py on a few small puzzles: the table, the results file, resuming, --set."""
+import importlib.util
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import RNA
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("eterna100_bench", ROOT / "experiments" / "eterna100.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # the worker pool pickles run_task by module name
+    spec.loader.exec_module(module)
+    yield module
+    del sys.modules[spec.name]
+
+
+def rows(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+
+
+def test_benchmark_table_resume_and_settings(bench, shared_data, tmp_path, capsys):
+    data = shared_data / "eterna100" / "eterna100_vienna2.txt"
+    puzzles = {p["puzzle"]: p["structure"] for p in bench.load_puzzles(data)}
+    assert len(puzzles) == 100
+    args = ["--data", str(data), "--puzzles", "1,8,23", "--budget", "5", "--workers", "2", "--out", str(tmp_path)]
+    assert bench.main(args) == 0
+    first = rows(tmp_path)
+    assert sorted((r["method"], r["puzzle"]) for r in first) == sorted(
+        (m, p) for m in ("designer", "rnainverse") for p in (1, 8, 23))
+    for r in first:  # small puzzles: both methods solve them, and the designs really fold
+        assert r["solved"] and RNA.fold(r["sequence"])[0] == puzzles[r["puzzle"]] and r["seconds"] <= 5
+    table = (tmp_path / "summary.md").read_text()
+    assert re.search(r"\| designer \| 3 \| 3 \| .* \|", table) and "| 8 |" in table
+    assert (tmp_path / "results.csv").exists()
+
+    capsys.readouterr()
+    assert bench.main(args) == 0  # resumes: nothing left to run
+    assert "0 to run, 6 already" in capsys.readouterr().err and len(rows(tmp_path)) == 6
+
+    assert bench.main(args + ["--set", "trajectories=1"]) == 0  # other designer settings: the designer reruns
+    assert "3 to run, 3 already" in capsys.readouterr().err
+    new = rows(tmp_path)[6:]
+    assert {(r["method"], json.dumps(r["settings"])) for r in new} == {("designer", '{"trajectories": 1}')}
+    assert "designer trajectories=1" in (tmp_path / "summary.md").read_text()
+
+    with pytest.raises(SystemExit):
+        bench.main(args + ["--set", "trajectory=1"])
+    assert "bad setting 'trajectory=1'" in capsys.readouterr().err
