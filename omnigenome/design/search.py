@@ -13,9 +13,11 @@ What makes it fast on long multi-loop targets:
 - Screened proposals (negative design by cutting planes). Evaluating a structure's energy costs
   microseconds, folding costs milliseconds (~100 ms at 400 nt). So each step draws several
   proposals (one per 20 nt), scores each by (energy of the target) - (energy of the most stable
-  misfold seen so far on this segment), and folds only the best; every fold adds its misfold to
-  the pool of competitors. At 400 nt the screen of a step (20 proposals, 24 competitors) costs
-  ~3 ms, ~5% of one fold.
+  misfold seen so far on this segment), and keeps the best if it screens no worse; up to 8 such
+  rounds of mutation run between two folds, fewer once the target beats every known misfold.
+  Every fold adds its misfold to the pool of competitors (cutting planes: the screen is a lower
+  bound of the energy gap that tightens with each fold). At 400 nt a round (20 proposals, 24
+  competitors) costs ~3 ms, ~3% of one fold, so a step makes several mutations per fold.
 - Neighbourhood enumeration on stagnation: every combination of the pairs and bases at and beside
   a mispaired position (and its target and MFE partners) is screened and the best one folded.
   Lone pairs and short helices depend on exactly these few nucleotides (stacks, mismatches,
@@ -185,6 +187,7 @@ class LocalSearchSettings:
                                   # hybrid: mfe for the substructures, ensemble for the whole target
     screen_per_nt: float = 0.05   # proposals screened per fold: this many per nucleotide (at least 1)
     screen_pool: int = 24         # competitor structures (recent MFE misfolds) the screen scores against
+    screen_rounds: int = 8        # rounds of screened mutation between two folds (see `_screened_mutations`)
     enumerate_limit: int = 2048   # on stagnation, neighbourhood combinations screened (see `_enumerate`)
     trajectories: int = 2         # independent searches of the target taking turns (see `Portfolio`)
     turn: int = 20                # evaluations per turn
@@ -252,15 +255,34 @@ class LocalSearch(TargetSearch):
                 mutate_position(seq, pairs, int(i), self.rng)
         return seq
 
-    def _propose(self, cur: Candidate, pairs: Sequence[int]) -> list[str]:
-        """One mutation of the current design, aimed at a mispaired position most of the time."""
-        new = list(cur.seq)
+    def _propose(self, cur: Candidate, pairs: Sequence[int], seq: list[str] | None = None) -> list[str]:
+        """One mutation of `seq` (default: the current design's), aimed at a position the current design
+        pairs wrongly most of the time."""
+        new = list(cur.seq if seq is None else seq)
         i = self._pick(cur, len(pairs))
         if pairs[i] >= 0 and self.rng.random() < self.s.boost:
             boost_pair(new, pairs, i, self.rng)
         else:
             mutate_position(new, pairs, i, self.rng)
         return new
+
+    def _screened_mutations(self, cur: Candidate, pairs: Sequence[int], pool: Competitors, screens: int) -> list[str]:
+        """The next design to fold: up to `screen_rounds` rounds from the current design, each drawing
+        `screens` proposals and keeping the best-screening one if it screens no worse than the design so
+        far; stops early once the target beats every known competitor (screen < 0). The proposals aim
+        at the positions the last fold found wrongly paired."""
+        seq, score = cur.seq, math.inf
+        for _ in range(self.s.screen_rounds):
+            if self.clock.exhausted():
+                raise Stop
+            proposals = [self._propose(cur, pairs, seq) for _ in range(screens)]
+            scores = [pool.screen(p) for p in proposals]
+            k = min(range(screens), key=scores.__getitem__)
+            if scores[k] <= score:
+                seq, score = proposals[k], scores[k]
+            if score < 0:
+                break
+        return seq
 
     def _enumerate(self, cur: Candidate, pairs: Sequence[int], pool: Competitors) -> list[str]:
         """Best screened variant of the whole neighbourhood of one mispaired position: every combination
@@ -327,8 +349,7 @@ class LocalSearch(TargetSearch):
                 if cur.cost < best.cost or not cur.wrong:
                     best, failures = self._note(cur, n), 0
                 continue
-            proposals = [self._propose(cur, pairs) for _ in range(screens)]
-            new = proposals[0] if screens == 1 else min(proposals, key=pool.screen)
+            new = self._screened_mutations(cur, pairs, pool, screens)
             cand = self.evaluate(new, target, pairs, ens)
             pool.add(cand)
             steps += 1
