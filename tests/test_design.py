@@ -139,6 +139,34 @@ def test_neighbourhood_enumeration_keeps_pairs_and_beats_every_variant_it_covers
         assert score <= pool.screen(other) + 1e-9
 
 
+def test_screened_mutations_keep_pairs_and_only_improve_the_screen():
+    target = HARDER
+    pairs = pair_table(target)
+    rng = random.Random(2)
+    start = initial_sequence(pairs, rng)
+    for i in rng.sample(range(len(pairs)), 20):
+        mutate_position(start, pairs, i, rng)
+    probe = LocalSearch(target, random.Random(0), Clock(None))
+    cur = probe.evaluate(start, target, pairs)
+    assert cur.wrong  # the start misfolds: something to screen against
+    pool = Competitors(target, 4)
+    pool.add(cur)
+    screened = {}
+    for rounds in (1, 8):
+        search = LocalSearch(target, random.Random(0), Clock(None), LocalSearchSettings(screen_rounds=rounds))
+        calls = []
+        screen = pool.screen
+        pool.screen = lambda seq: calls.append(1) or screen(seq)
+        seq = search._screened_mutations(cur, pairs, pool, 3)
+        pool.screen = screen
+        assert is_complementary(seq, pairs) and seq != cur.seq
+        screened[rounds] = (pool.screen(seq), len(calls))
+    assert screened[1][1] == 3  # one round: the best of 3 proposals, as the designer did before
+    assert screened[8][0] <= screened[1][0]  # the same first round, then only moves that screen no worse
+    # more rounds run only while the target does not beat the known misfold yet
+    assert screened[8][1] == 24 or screened[8][0] < 0
+
+
 def test_portfolio_takes_turns_until_one_trajectory_solves():
     settings = LocalSearchSettings(trajectories=2, turn=5)
     easy = "((((..(....)...))))......"  # solved by the first trajectory in its third turn
