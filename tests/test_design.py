@@ -344,7 +344,7 @@ def test_settings_from_the_command_line(capsys):
     for method, bad, message in [("local", "trajectorys=1", "NAME one of focus, patience"),
                                  ("local", "trajectories=1.5", "trajectories takes a int"),
                                  ("local", "objective=ensmble", "objective must be mfe, ensemble or hybrid"),
-                                 ("local", "turn=0", "trajectories and turn must be >= 1"),
+                                 ("local", "screen_rounds=0", "trajectories, turn and screen_rounds must be >= 1"),
                                  ("ga", "population=1", "population must be >= 2"),
                                  ("rnainverse", "population=8", "has no settings")]:
         with pytest.raises(ValueError, match=re.escape(message)):

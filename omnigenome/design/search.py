@@ -13,10 +13,10 @@ What makes it fast on long multi-loop targets:
 - Screened proposals (negative design by cutting planes). Evaluating a structure's energy costs
   microseconds, folding costs milliseconds (~100 ms at 400 nt). So each step draws several
   proposals (one per 20 nt), scores each by (energy of the target) - (energy of the most stable
-  misfold seen so far on this segment), and keeps the best if it screens no worse; up to 8 such
-  rounds of mutation run between two folds, fewer once the target beats every known misfold.
-  Every fold adds its misfold to the pool of competitors (cutting planes: the screen is a lower
-  bound of the energy gap that tightens with each fold). At 400 nt a round (20 proposals, 24
+  misfold seen so far on this segment), and keeps the best if it screens no worse; up to
+  `screen_rounds` (8) such rounds of mutation run between two folds, fewer once the target beats
+  every known misfold. Every fold adds its misfold to the pool of competitors (cutting planes: the
+  screen is a lower bound of the energy gap that tightens with each fold). At 400 nt a round (20 proposals, 24
   competitors) costs ~3 ms, ~3% of one fold, so a step makes several mutations per fold.
 - Neighbourhood enumeration on stagnation: every combination of the pairs and bases at and beside
   a mispaired position (and its target and MFE partners) is screened and the best one folded.
@@ -185,7 +185,7 @@ class LocalSearchSettings:
     temperature: float = 0.0      # > 0: accept a worse design with probability exp(-increase / temperature)
     objective: str = "mfe"        # mfe: wrong pairs + energy gap; ensemble: sum of ensemble defect;
                                   # hybrid: mfe for the substructures, ensemble for the whole target
-    screen_per_nt: float = 0.05   # proposals screened per fold: this many per nucleotide (at least 1)
+    screen_per_nt: float = 0.05   # proposals screened per round: this many per nucleotide (at least 1)
     screen_pool: int = 24         # competitor structures (recent MFE misfolds) the screen scores against
     screen_rounds: int = 8        # rounds of screened mutation between two folds (see `_screened_mutations`)
     enumerate_limit: int = 2048   # on stagnation, neighbourhood combinations screened (see `_enumerate`)
@@ -195,8 +195,9 @@ class LocalSearchSettings:
     def __post_init__(self):
         if self.objective not in ("mfe", "ensemble", "hybrid"):
             raise ValueError(f"objective must be mfe, ensemble or hybrid, got {self.objective!r}")
-        if self.trajectories < 1 or self.turn < 1:
-            raise ValueError(f"trajectories and turn must be >= 1, got {self.trajectories} and {self.turn}")
+        if min(self.trajectories, self.turn, self.screen_rounds) < 1:
+            raise ValueError(f"trajectories, turn and screen_rounds must be >= 1, got {self.trajectories}, "
+                             f"{self.turn} and {self.screen_rounds}")
 
 
 class TargetSearch:
