@@ -16,8 +16,8 @@ What makes it fast on long multi-loop targets:
   misfold seen so far on this segment), and keeps the best if it screens no worse; up to
   `screen_rounds` (8) such rounds of mutation run between two folds, fewer once the target beats
   every known misfold. Every fold adds its misfold to the pool of competitors (cutting planes: the
-  screen is a lower bound of the energy gap that tightens with each fold). At 400 nt a round (20 proposals, 24
-  competitors) costs ~3 ms, ~3% of one fold, so a step makes several mutations per fold.
+  screen is a lower bound of the energy gap that tightens with each fold). At 400 nt a round (20
+  proposals, 24 competitors) costs ~3 ms, ~3% of one fold, so a step makes several mutations per fold.
 - Neighbourhood enumeration on stagnation: every combination of the pairs and bases at and beside
   a mispaired position (and its target and MFE partners) is screened and the best one folded.
   Lone pairs and short helices depend on exactly these few nucleotides (stacks, mismatches,
@@ -277,10 +277,9 @@ class LocalSearch(TargetSearch):
             if self.clock.exhausted():
                 raise Stop
             proposals = [self._propose(cur, pairs, seq) for _ in range(screens)]
-            scores = [pool.screen(p) for p in proposals]
-            k = min(range(screens), key=scores.__getitem__)
-            if scores[k] <= score:
-                seq, score = proposals[k], scores[k]
+            new_score, new = min(((pool.screen(p), p) for p in proposals), key=lambda sp: sp[0])
+            if new_score <= score:
+                seq, score = new, new_score
             if score < 0:
                 break
         return seq
