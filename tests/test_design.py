@@ -15,7 +15,8 @@ from omnigenome.design import (GASettings, Target, design, design_many, parse_se
 from omnigenome.design.operators import (PAIRS, crossover, initial_sequence, is_complementary, mutate_position,
                                          repair_pairs)
 from omnigenome.design.proposals import MLMProposer
-from omnigenome.design.search import Candidate, Clock, Competitors, LocalSearch, LocalSearchSettings, Portfolio
+from omnigenome.design.search import (Candidate, Clock, Competitors, LocalSearch, LocalSearchSettings, Portfolio,
+                                      small_loops)
 from omnigenome.folding import positional_defect, score_design, structure_energies
 from omnigenome.structure import pair_table, short_hairpins
 
@@ -126,8 +127,10 @@ def test_neighbourhood_enumeration_keeps_pairs_and_beats_every_variant_it_covers
     pool = Competitors(target, 4)
     pool.add(Candidate(list(cur.seq), competitor, [6, 11], 0.0))
     cur.wrong = [6]
-    best = search._enumerate(cur, pairs, pool)
-    assert is_complementary(best, pairs)
+    variants = search._enumerate(cur, pairs, pool)
+    assert len(variants) == search.s.enumerate_keep and all(is_complementary(v, pairs) for v in variants)
+    assert [pool.screen(v) for v in variants] == sorted(pool.screen(v) for v in variants)
+    best = variants[0]
     hood = {5, 6, 7, 10, 11, 12}  # the pair, its loop neighbours inside and outside
     assert {i for i, (a, b) in enumerate(zip(best, cur.seq)) if a != b} <= hood
     score = pool.screen(best)
@@ -137,6 +140,32 @@ def test_neighbourhood_enumeration_keeps_pairs_and_beats_every_variant_it_covers
             other[i] = rng.choice("ACGU")
         other[6], other[11] = rng.choice(PAIRS)
         assert score <= pool.screen(other) + 1e-9
+
+
+def test_small_loops_and_the_neighbourhood_that_closes_a_lone_pair_over_an_interior_loop():
+    #           0         1         2
+    #           012345678901234567890123
+    target = "...(..((((....))))..)..."
+    pairs = pair_table(target)
+    assert small_loops(pairs, 3, 4) == small_loops(pairs, 20, 4) == {4, 5, 6, 17, 18, 19}  # 2x2 loop, next pair
+    assert small_loops(pairs, 6, 4) == {3, 4, 5, 18, 19, 20, 7, 16}  # the same loop outside, a stack inside
+    assert small_loops(pairs, 9, 4) == {8, 15}  # a hairpin inside adds nothing
+    assert small_loops(pairs, 3, 3) == set()  # the 2x2 loop is larger than 3
+    # A lone pair closing a 2x2 interior loop with no dangles outside (Eterna100 #74's outermost pair): it
+    # forms only with the right pair, loop bases and inner pair together (e.g. tandem GA mismatches), which
+    # the neighbourhood without the loop never covers and the one with it finds in one stagnation.
+    target = "(..((((....))))..)"
+    for loop, solves in ((0, False), (4, True)):
+        search = LocalSearch(target, random.Random(0), Clock(None), LocalSearchSettings(enumerate_loop=loop))
+        pairs = search.pairs
+        cur = search.evaluate(initial_sequence(pairs, random.Random(0)), target, pairs)
+        assert cur.wrong == [0, 17]
+        pool = Competitors(target, 24)
+        pool.add(cur)
+        best = search._fold_screened(search._enumerate(cur, pairs, pool), target, pairs, pool, False)
+        assert is_complementary(best.seq, pairs)
+        assert (not best.wrong) == solves and (RNA.fold("".join(best.seq))[0] == target) == solves
+        assert search.evaluations[0] <= 1 + search.s.enumerate_folds
 
 
 def test_screened_mutations_keep_pairs_and_only_improve_the_screen():

@@ -36,6 +36,7 @@ every smaller budget (its time to solve).
 from __future__ import annotations
 
 import functools
+import heapq
 import itertools
 import math
 import random
@@ -110,6 +111,28 @@ def design_nodes(pairs: Sequence[int], min_node: int) -> list[tuple[int, int]]:
     nodes = [(i, j) for i, j in enumerate(pairs)
              if i < j and j - i + 1 >= min_node and not (i > 0 and j + 1 < len(pairs) and pairs[i - 1] == j + 1)]
     return sorted(nodes, key=lambda ij: (ij[1] - ij[0], ij[0]))
+
+
+def small_loops(pairs: Sequence[int], i: int, size: int) -> set[int]:
+    """Positions of the interior loops and bulges of at most `size` unpaired bases on either side of
+    the target pair at i (inside and outside it), with their other closing pair."""
+    n, (a, b) = len(pairs), sorted((i, pairs[i]))
+    found = set()
+    k, l = a + 1, b - 1  # inside: the first pair met from each end must be one pair
+    while k < l and pairs[k] < 0:
+        k += 1
+    while l > k and pairs[l] < 0:
+        l -= 1
+    if k < l and pairs[k] == l and (k - a - 1) + (b - l - 1) <= size:
+        found.update(range(a + 1, k + 1), range(l, b))
+    k, l = a - 1, b + 1  # outside
+    while k >= 0 and pairs[k] < 0:
+        k -= 1
+    while l < n and pairs[l] < 0:
+        l += 1
+    if k >= 0 and l < n and pairs[k] == l and (a - k - 1) + (l - b - 1) <= size:
+        found.update(range(k, a), range(b + 1, l + 1))
+    return found
 
 
 _CANONICAL = np.zeros((256, 256), dtype=bool)  # by ASCII code of the two bases
@@ -189,6 +212,9 @@ class LocalSearchSettings:
     screen_pool: int = 24         # competitor structures (recent MFE misfolds) the screen scores against
     screen_rounds: int = 8        # rounds of screened mutation between two folds (see `_screened_mutations`)
     enumerate_limit: int = 2048   # on stagnation, neighbourhood combinations screened (see `_enumerate`)
+    enumerate_loop: int = 4       # interior loops of up to this many unpaired bases join the neighbourhood
+    enumerate_keep: int = 16      # best-screening combinations kept ...
+    enumerate_folds: int = 3      # ... of which this many are folded (see `_fold_screened`)
     trajectories: int = 2         # independent searches of the target taking turns (see `Portfolio`)
     turn: int = 20                # evaluations per turn
 
@@ -284,17 +310,23 @@ class LocalSearch(TargetSearch):
                 break
         return seq
 
-    def _enumerate(self, cur: Candidate, pairs: Sequence[int], pool: Competitors) -> list[str]:
-        """Best screened variant of the whole neighbourhood of one mispaired position: every combination
-        of the units (a target pair, six ways, or an unpaired base, four ways) at and right beside it,
-        its target partner and its MFE partner (stacked pairs, loop mismatches, dangles), up to
-        `enumerate_limit` combinations (sampled beyond). This is what makes lone pairs and short helices
-        form: their fate hangs on the few nucleotides around them, in combinations that one random
-        mutation at a time rarely finds."""
+    def _enumerate(self, cur: Candidate, pairs: Sequence[int], pool: Competitors) -> list[list[str]]:
+        """The best-screening variants (`enumerate_keep`, best first) of the whole neighbourhood of one
+        mispaired position: every combination of the units (a target pair, six ways, or an unpaired
+        base, four ways) at and right beside it, its target partner and its MFE partner (stacked
+        pairs, loop mismatches, dangles), and the small interior loops on both sides of its target
+        pair (their bases and other closing pair, see `small_loops`), up to `enumerate_limit`
+        combinations (sampled beyond). This is what makes lone pairs and short helices form: their
+        fate hangs on the few nucleotides around them, in combinations (a tandem GA mismatch with
+        the right closing pairs) that one random mutation at a time rarely finds."""
         i = self.rng.choice(cur.wrong)
         ends = {i, pairs[i], pair_table(cur.mfe_structure)[i]} - {-1}  # with its target and MFE partners
+        positions = {k for e in ends for k in (e - 1, e, e + 1) if 0 <= k < len(pairs)}
+        for e in ends:
+            if pairs[e] >= 0:
+                positions |= small_loops(pairs, e, self.s.enumerate_loop)
         units = []
-        for k in sorted({k for e in ends for k in (e - 1, e, e + 1) if 0 <= k < len(pairs)}):
+        for k in sorted(positions):
             unit = (k,) if pairs[k] < 0 else tuple(sorted((k, pairs[k])))
             if unit not in units:
                 units.append(unit)
@@ -304,7 +336,7 @@ class LocalSearch(TargetSearch):
             combos = itertools.product(*options)
         else:
             combos = (tuple(self.rng.choice(o) for o in options) for _ in range(self.s.enumerate_limit))
-        best, best_score = None, math.inf
+        scored = []
         for k, combo in enumerate(combos):
             if k % 100 == 0 and self.clock.exhausted():
                 raise Stop
@@ -312,9 +344,22 @@ class LocalSearch(TargetSearch):
             for unit, value in zip(units, combo):
                 for pos, base in zip(unit, value):
                     seq[pos] = base
-            score = pool.screen(seq)
-            if score < best_score:
-                best, best_score = seq, score
+            scored.append((pool.screen(seq), k, seq))
+        return [seq for _, _, seq in heapq.nsmallest(self.s.enumerate_keep, scored)]
+
+    def _fold_screened(self, variants: list[list[str]], target: str, pairs: Sequence[int], pool: Competitors,
+                       ens: bool) -> Candidate:
+        """Fold up to `enumerate_folds` of the variants, each time the one that screens best against the
+        pool, which every fold extends by its misfold (cutting planes); returns the best folded."""
+        best = None
+        for _ in range(min(self.s.enumerate_folds, len(variants))):
+            k = min(range(len(variants)), key=lambda k: pool.screen(variants[k])) if best is not None else 0
+            cand = self.evaluate(variants.pop(k), target, pairs, ens)
+            pool.add(cand)
+            if best is None or cand.cost < best.cost:
+                best = cand
+            if not best.wrong:
+                break
         return best
 
     def walk(self, seq: list[str], target: str, pairs: Sequence[int], max_steps: int | None) -> Candidate:
@@ -335,9 +380,9 @@ class LocalSearch(TargetSearch):
                 failures += 1
                 stale = 0
                 if self.s.enumerate_limit and failures % 2 == 1:  # first try the neighbourhood exhaustively
-                    cand = self.evaluate(self._enumerate(cur, pairs, pool), target, pairs, ens)
-                    pool.add(cand)
-                    steps += 1
+                    before = self.evaluations[0]
+                    cand = self._fold_screened(self._enumerate(cur, pairs, pool), target, pairs, pool, ens)
+                    steps += self.evaluations[0] - before
                     if cand.cost < cur.cost:
                         cur = cand
                         if cur.cost < best.cost or not cur.wrong:
