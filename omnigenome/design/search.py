@@ -311,41 +311,59 @@ class LocalSearch(TargetSearch):
         return seq
 
     def _enumerate(self, cur: Candidate, pairs: Sequence[int], pool: Competitors) -> list[list[str]]:
-        """The best-screening variants (`enumerate_keep`, best first) of the whole neighbourhood of one
-        mispaired position: every combination of the units (a target pair, six ways, or an unpaired
-        base, four ways) at and right beside it, its target partner and its MFE partner (stacked
-        pairs, loop mismatches, dangles), and the small interior loops on both sides of its target
-        pair (their bases and other closing pair, see `small_loops`), up to `enumerate_limit`
-        combinations (sampled beyond). This is what makes lone pairs and short helices form: their
-        fate hangs on the few nucleotides around them, in combinations (a tandem GA mismatch with
-        the right closing pairs) that one random mutation at a time rarely finds."""
+        """The best-screening variants (`enumerate_keep`, best first) of the neighbourhood of one
+        mispaired position: the units (a target pair, six ways, or an unpaired base, four ways) at and
+        right beside it, its target partner and its MFE partner (stacked pairs, loop mismatches,
+        dangles), and the small interior loops beside its pair in the target and in the MFE structure
+        (their bases and other closing pair, see `small_loops`). Every combination is screened when
+        there are at most `enumerate_limit`; beyond, that many are screened by coordinate descent
+        (each unit in turn takes its best option given the others) from the current design, then from
+        random ones. This is what makes lone pairs and short helices form and unwanted pairs beside
+        them open: their fate hangs on the few nucleotides around them, in combinations (a tandem GA
+        mismatch with the right closing pairs) that one random mutation at a time rarely finds."""
         i = self.rng.choice(cur.wrong)
-        ends = {i, pairs[i], pair_table(cur.mfe_structure)[i]} - {-1}  # with its target and MFE partners
+        mfe_pairs = pair_table(cur.mfe_structure)
+        ends = {i, pairs[i], mfe_pairs[i]} - {-1}  # with its target and MFE partners
         positions = {k for e in ends for k in (e - 1, e, e + 1) if 0 <= k < len(pairs)}
-        for e in ends:
-            if pairs[e] >= 0:
-                positions |= small_loops(pairs, e, self.s.enumerate_loop)
+        for table in (pairs, mfe_pairs):
+            for e in ends:
+                if table[e] >= 0:
+                    positions |= small_loops(table, e, self.s.enumerate_loop)
         units = []
         for k in sorted(positions):
             unit = (k,) if pairs[k] < 0 else tuple(sorted((k, pairs[k])))
             if unit not in units:
                 units.append(unit)
         options = [PAIRS if len(u) == 2 else BASES for u in units]
-        total = math.prod(len(o) for o in options)
-        if total <= self.s.enumerate_limit:
-            combos = itertools.product(*options)
+        screened: dict[tuple, tuple[float, list[str]]] = {}  # combination -> (screen, variant)
+
+        def screen(combo: tuple) -> float:
+            if combo not in screened:
+                if len(screened) % 100 == 0 and self.clock.exhausted():
+                    raise Stop
+                seq = list(cur.seq)
+                for unit, value in zip(units, combo):
+                    for pos, base in zip(unit, value):
+                        seq[pos] = base
+                screened[combo] = (pool.screen(seq), seq)
+            return screened[combo][0]
+
+        if math.prod(len(o) for o in options) <= self.s.enumerate_limit:
+            for combo in itertools.product(*options):
+                screen(combo)
         else:
-            combos = (tuple(self.rng.choice(o) for o in options) for _ in range(self.s.enumerate_limit))
-        scored = []
-        for k, combo in enumerate(combos):
-            if k % 100 == 0 and self.clock.exhausted():
-                raise Stop
-            seq = list(cur.seq)
-            for unit, value in zip(units, combo):
-                for pos, base in zip(unit, value):
-                    seq[pos] = base
-            scored.append((pool.screen(seq), k, seq))
-        return [seq for _, _, seq in heapq.nsmallest(self.s.enumerate_keep, scored)]
+            combo = [tuple(cur.seq[p] for p in unit) for unit in units]
+            while len(screened) < self.s.enumerate_limit:
+                improved = True
+                while improved and len(screened) < self.s.enumerate_limit:
+                    improved = False
+                    for u in self.rng.sample(range(len(units)), len(units)):
+                        value = min(options[u], key=lambda v: screen((*combo[:u], v, *combo[u + 1:])))
+                        if screen((*combo[:u], value, *combo[u + 1:])) < screen(tuple(combo)):
+                            combo[u], improved = value, True
+                combo = [self.rng.choice(o) for o in options]
+        ranked = sorted(screened.values(), key=lambda sv: sv[0])
+        return [seq for _, seq in ranked[:self.s.enumerate_keep]]
 
     def _fold_screened(self, variants: list[list[str]], target: str, pairs: Sequence[int], pool: Competitors,
                        ens: bool) -> Candidate:
