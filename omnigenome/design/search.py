@@ -42,7 +42,7 @@ import math
 import random
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -106,11 +106,22 @@ class Evaluator:
         return Candidate(seq, score.mfe_structure, wrong, max(0.0, score.energy_gap), score.defect)
 
 
-def design_nodes(pairs: Sequence[int], min_node: int) -> list[tuple[int, int]]:
-    """Subproblems, innermost first: (i, j) for every helix's outermost pair enclosing >= min_node nt."""
-    nodes = [(i, j) for i, j in enumerate(pairs)
-             if i < j and j - i + 1 >= min_node and not (i > 0 and j + 1 < len(pairs) and pairs[i - 1] == j + 1)]
-    return sorted(nodes, key=lambda ij: (ij[1] - ij[0], ij[0]))
+def design_nodes(pairs: Sequence[int], min_node: int, shrink: float = 0.8) -> list[tuple[int, int]]:
+    """Subproblems, innermost first: (i, j) for helices' outermost pairs enclosing >= min_node nt, each
+    at most `shrink` times as long as the smallest chosen node (or the whole target) around it.
+
+    Without the ladder, a chain of nested short helices (Eterna100 #74: 43 nodes of 58-374 nt, 8 nt
+    apart) is designed once per helix, at almost the cost of the whole target each time; with it,
+    node lengths fall geometrically and all nodes together cost a bounded multiple of one root step."""
+    n = len(pairs)
+    helices = [(i, j) for i, j in enumerate(pairs)
+               if i < j and j - i + 1 >= min_node and not (i > 0 and j + 1 < n and pairs[i - 1] == j + 1)]
+    chosen = [(0, n - 1)]
+    for i, j in sorted(helices, key=lambda ij: ij[0] - ij[1]):  # outermost first
+        around = min((b - a for a, b in chosen if a <= i and j <= b), default=n - 1) + 1
+        if j - i + 1 <= shrink * around:
+            chosen.append((i, j))
+    return sorted(chosen[1:], key=lambda ij: (ij[1] - ij[0], ij[0]))
 
 
 def small_loops(pairs: Sequence[int], i: int, size: int) -> set[int]:
@@ -210,7 +221,9 @@ class LocalSearchSettings:
                                   # hybrid: mfe for the substructures, ensemble for the whole target
     screen_per_nt: float = 0.05   # proposals screened per round: this many per nucleotide (at least 1)
     screen_pool: int = 24         # competitor structures (recent MFE misfolds) the screen scores against
-    screen_rounds: int = 8        # rounds of screened mutation between two folds (see `_screened_mutations`)
+    screen_rounds: int = 8        # rounds of screened mutation between two folds (see `_screened_mutations`) ...
+    careful_every: int = 2        # ... except in every careful_every-th trajectory of a portfolio, which folds
+                                  # every mutation (one round; 0: none do, see `Portfolio`)
     enumerate_limit: int = 2048   # on stagnation, neighbourhood combinations screened (see `_enumerate`)
     enumerate_loop: int = 4       # interior loops of up to this many unpaired bases join the neighbourhood
     enumerate_keep: int = 16      # best-screening combinations kept ...
@@ -221,6 +234,8 @@ class LocalSearchSettings:
     def __post_init__(self):
         if self.objective not in ("mfe", "ensemble", "hybrid"):
             raise ValueError(f"objective must be mfe, ensemble or hybrid, got {self.objective!r}")
+        if self.careful_every < 0:
+            raise ValueError(f"careful_every must be >= 0, got {self.careful_every}")
         if min(self.trajectories, self.turn, self.screen_rounds) < 1:
             raise ValueError(f"trajectories, turn and screen_rounds must be >= 1, got {self.trajectories}, "
                              f"{self.turn} and {self.screen_rounds}")
@@ -471,13 +486,21 @@ class Portfolio:
     seconds, from another it stays one lone pair short for minutes. Taking turns solves it as soon
     as any trajectory does, at the cost of running each at 1/k of the speed. The searches are
     threads that hand the turn to one another, so exactly one runs at a time (the CPU clock counts
-    them all) and the interleaving, like each trajectory, depends only on the seed."""
+    them all) and the interleaving, like each trajectory, depends only on the seed.
+
+    The trajectories also differ in kind: every `careful_every`-th one folds each mutation
+    (`screen_rounds=1`) instead of making several screened mutations per fold. Several mutations per
+    fold reach a long target's plateau sooner; one per fold moves more carefully near the solution.
+    The two get stuck on different targets, so the portfolio solves what either solves."""
 
     def __init__(self, target: str, rng: random.Random, clock: Clock, settings: LocalSearchSettings | None = None,
                  proposer=None):
         self.s = settings = settings or LocalSearchSettings()
-        self.searches = [LocalSearch(target, random.Random(rng.getrandbits(64)), clock, settings, proposer)
-                         for _ in range(settings.trajectories)]
+        careful = replace(settings, screen_rounds=1)
+        self.searches = [LocalSearch(target, random.Random(rng.getrandbits(64)), clock,
+                                     careful if settings.careful_every and k % settings.careful_every == settings.careful_every - 1
+                                     else settings, proposer)
+                         for k in range(settings.trajectories)]
         self.active = 0                 # whose turn it is
         self.finished = [False] * len(self.searches)
         self.solved: int | None = None  # the search that solved the target
