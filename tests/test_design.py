@@ -1,5 +1,6 @@
 """omnigenome.design: targets, operators, the designers, budgets and seeds, and `omnigenome design`."""
 import json
+from dataclasses import replace
 import random
 import re
 import time
@@ -16,7 +17,7 @@ from omnigenome.design.operators import (PAIRS, crossover, initial_sequence, is_
                                          repair_pairs)
 from omnigenome.design.proposals import MLMProposer
 from omnigenome.design.search import (Candidate, Clock, Competitors, LocalSearch, LocalSearchSettings, Portfolio,
-                                      small_loops)
+                                      design_nodes, small_loops)
 from omnigenome.folding import positional_defect, score_design, structure_energies
 from omnigenome.structure import pair_table, short_hairpins
 
@@ -142,6 +143,22 @@ def test_neighbourhood_enumeration_keeps_pairs_and_beats_every_variant_it_covers
         assert score <= pool.screen(other) + 1e-9
 
 
+def test_design_nodes_form_a_geometric_ladder():
+    # a chain of 60 nested 2-bp helices 4 nt apart around a hairpin (like Eterna100 #74): 55 of them
+    # enclose >= 40 nt (and are not the whole target); designing each would cost nearly the whole target
+    target = "((..((.." * 30 + "......" + "..))..))" * 30
+    pairs = pair_table(target)
+    every = design_nodes(pairs, 40, shrink=1.0)
+    ladder = design_nodes(pairs, 40)
+    assert len(every) == 55 and set(ladder) < set(every)
+    lengths = [j - i + 1 for i, j in ladder]
+    assert lengths == [54, 70, 94, 118, 150, 190, 238, 302, 382]  # innermost first, each <= 0.8x the next
+    assert all(a <= 0.8 * b for a, b in zip(lengths, lengths[1:] + [len(target)]))
+    branched = "(((" + "((((" + "." * 40 + "))))" + "(((" + "." * 50 + ")))" + ")))"  # both branches < 0.8x
+    assert design_nodes(pair_table(branched), 40) == design_nodes(pair_table(branched), 40, shrink=1.0) == [
+        (3, 50), (51, 106)]  # never the whole target
+
+
 def test_small_loops_and_the_neighbourhood_that_closes_a_lone_pair_over_an_interior_loop():
     #           0         1         2
     #           012345678901234567890123
@@ -205,6 +222,7 @@ def test_portfolio_takes_turns_until_one_trajectory_solves():
         cand, solved = portfolio.run()
         assert solved and portfolio.solved == 0 and RNA.fold("".join(cand.seq))[0] == easy
         assert [s.evaluations[0] for s in portfolio.searches] == [10, 5]  # turns of 5 (the first hands over at once)
+        assert [s.s.screen_rounds for s in portfolio.searches] == [8, 1]  # the second is careful
         designs.append(cand.seq)
     assert designs[0] == designs[1]  # the interleaving depends only on the seed
     hard = "(((.(..((.((....)).((....)).))..)........)))"  # not solved in 0.5 s: both keep taking turns
@@ -213,6 +231,8 @@ def test_portfolio_takes_turns_until_one_trajectory_solves():
     counts = [s.evaluations[0] for s in portfolio.searches]
     assert not solved and min(counts) > 20 and max(counts) - min(counts) <= settings.turn
     assert cand.cost == min(s.best.cost for s in portfolio.searches)  # the better of the two
+    careless = Portfolio(hard, random.Random(0), Clock(None), replace(settings, trajectories=3, careful_every=0))
+    assert [s.s.screen_rounds for s in careless.searches] == [8, 8, 8]
     portfolio = Portfolio(hard, random.Random(0), Clock(None), settings)  # no budget: must not hang
     portfolio.searches[1].walk = lambda *args: 1 / 0
     with pytest.raises(ZeroDivisionError):  # an error in one trajectory stops all and reaches the caller
@@ -374,6 +394,7 @@ def test_settings_from_the_command_line(capsys):
                                  ("local", "trajectories=1.5", "trajectories takes a int"),
                                  ("local", "objective=ensmble", "objective must be mfe, ensemble or hybrid"),
                                  ("local", "screen_rounds=0", "trajectories, turn and screen_rounds must be >= 1"),
+                                 ("local", "careful_every=-1", "careful_every must be >= 0"),
                                  ("ga", "population=1", "population must be >= 2"),
                                  ("rnainverse", "population=8", "has no settings")]:
         with pytest.raises(ValueError, match=re.escape(message)):

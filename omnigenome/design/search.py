@@ -4,7 +4,9 @@ What makes it fast on long multi-loop targets:
 - Hierarchical decomposition. Every helix that closes a substructure of at least `min_node` nt is a
   node; nodes are designed bottom-up, each folded on its own (folding costs ~n^3, so designing four
   100-nt branches is ~16x cheaper per step than refolding the 400-nt whole), and a parent starts
-  from its children's solutions, so its search only repairs the junctions.
+  from its children's solutions, so its search only repairs the junctions. Node lengths fall
+  geometrically (each at most 0.8x the node around it), so a chain of nested short helices costs a
+  few root steps, not one near-root design per helix.
 - Targeted mutations. Positions whose MFE partner differs from the target's are mutated (90% of
   steps), paired positions together with their partner to another of the six canonical pairs.
 - One fold compound per candidate gives both the MFE structure and the target's energy; the cost
@@ -18,10 +20,12 @@ What makes it fast on long multi-loop targets:
   every known misfold. Every fold adds its misfold to the pool of competitors (cutting planes: the
   screen is a lower bound of the energy gap that tightens with each fold). At 400 nt a round (20
   proposals, 24 competitors) costs ~3 ms, ~3% of one fold, so a step makes several mutations per fold.
-- Neighbourhood enumeration on stagnation: every combination of the pairs and bases at and beside
-  a mispaired position (and its target and MFE partners) is screened and the best one folded.
-  Lone pairs and short helices depend on exactly these few nucleotides (stacks, mismatches,
-  dangles), in combinations that one random mutation at a time rarely finds.
+- Neighbourhood enumeration on stagnation: the combinations of the pairs and bases at and beside
+  a mispaired position (and its target and MFE partners) and of the small interior loops beside
+  its pairs are screened (all of them, or by coordinate descent when there are too many) and the
+  best three folded. Lone pairs and short helices depend on exactly these few nucleotides (stacks,
+  mismatches, dangles, tandem mismatches), in combinations that one random mutation at a time
+  rarely finds.
 - On stagnation: the per-position ensemble defect (one partition function, not every step)
   chooses where to perturb; the model, if given, refills those positions. After repeated failure
   the whole design restarts.
@@ -29,6 +33,8 @@ What makes it fast on long multi-loop targets:
   seeds take turns of 20 evaluations, and the first to solve wins. Time to solve is heavy-tailed
   (one start solves a 400-nt puzzle in seconds, another stays a lone pair short for minutes), and
   a long target rarely restarts within a minute, so taking turns beats one trajectory at 2x speed.
+  The second trajectory is careful: it folds every mutation (one screened round), which gets stuck
+  on other targets than several mutations per fold do.
 
 The trajectory depends only on the seed, never on the budget, so one run gives the outcome of
 every smaller budget (its time to solve).
@@ -115,7 +121,7 @@ def design_nodes(pairs: Sequence[int], min_node: int, shrink: float = 0.8) -> li
     node lengths fall geometrically and all nodes together cost a bounded multiple of one root step."""
     n = len(pairs)
     helices = [(i, j) for i, j in enumerate(pairs)
-               if i < j and j - i + 1 >= min_node and not (i > 0 and j + 1 < n and pairs[i - 1] == j + 1)]
+               if i < j and min_node <= j - i + 1 < n and not (i > 0 and j + 1 < n and pairs[i - 1] == j + 1)]
     chosen = [(0, n - 1)]
     for i, j in sorted(helices, key=lambda ij: ij[0] - ij[1]):  # outermost first
         around = min((b - a for a, b in chosen if a <= i and j <= b), default=n - 1) + 1
@@ -453,8 +459,6 @@ class LocalSearch(TargetSearch):
         pairs, n = self.pairs, len(self.pairs)
         seq = initial_sequence(pairs, self.rng, self.s.init_gc_share)
         for i, j in design_nodes(pairs, self.s.min_node):
-            if j - i + 1 >= n:
-                continue
             sub_pairs = [p - i if p >= 0 else -1 for p in pairs[i:j + 1]]
             cap = 30 + int(self.s.node_steps * min(1.0, (100 / (j - i + 1)) ** 2))
             self.current = seq
