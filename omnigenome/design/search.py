@@ -33,8 +33,6 @@ What makes it fast on long multi-loop targets:
   seeds take turns of 20 evaluations, and the first to solve wins. Time to solve is heavy-tailed
   (one start solves a 400-nt puzzle in seconds, another stays a lone pair short for minutes), and
   a long target rarely restarts within a minute, so taking turns beats one trajectory at 2x speed.
-  The second trajectory is careful: it folds every mutation (one screened round), which gets stuck
-  on other targets than several mutations per fold do.
 
 The trajectory depends only on the seed, never on the budget, so one run gives the outcome of
 every smaller budget (its time to solve).
@@ -48,7 +46,7 @@ import math
 import random
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -227,9 +225,7 @@ class LocalSearchSettings:
                                   # hybrid: mfe for the substructures, ensemble for the whole target
     screen_per_nt: float = 0.05   # proposals screened per round: this many per nucleotide (at least 1)
     screen_pool: int = 24         # competitor structures (recent MFE misfolds) the screen scores against
-    screen_rounds: int = 8        # rounds of screened mutation between two folds (see `_screened_mutations`) ...
-    careful_every: int = 2        # ... except in every careful_every-th trajectory of a portfolio, which folds
-                                  # every mutation (one round; 0: none do, see `Portfolio`)
+    screen_rounds: int = 8        # rounds of screened mutation between two folds (see `_screened_mutations`)
     enumerate_limit: int = 2048   # on stagnation, neighbourhood combinations screened (see `_enumerate`)
     enumerate_loop: int = 4       # interior loops of up to this many unpaired bases join the neighbourhood
     enumerate_keep: int = 16      # best-screening combinations kept ...
@@ -240,8 +236,6 @@ class LocalSearchSettings:
     def __post_init__(self):
         if self.objective not in ("mfe", "ensemble", "hybrid"):
             raise ValueError(f"objective must be mfe, ensemble or hybrid, got {self.objective!r}")
-        if self.careful_every < 0:
-            raise ValueError(f"careful_every must be >= 0, got {self.careful_every}")
         if min(self.trajectories, self.turn, self.screen_rounds) < 1:
             raise ValueError(f"trajectories, turn and screen_rounds must be >= 1, got {self.trajectories}, "
                              f"{self.turn} and {self.screen_rounds}")
@@ -490,21 +484,13 @@ class Portfolio:
     seconds, from another it stays one lone pair short for minutes. Taking turns solves it as soon
     as any trajectory does, at the cost of running each at 1/k of the speed. The searches are
     threads that hand the turn to one another, so exactly one runs at a time (the CPU clock counts
-    them all) and the interleaving, like each trajectory, depends only on the seed.
-
-    The trajectories also differ in kind: every `careful_every`-th one folds each mutation
-    (`screen_rounds=1`) instead of making several screened mutations per fold. Several mutations per
-    fold reach a long target's plateau sooner; one per fold moves more carefully near the solution.
-    The two get stuck on different targets, so the portfolio solves what either solves."""
+    them all) and the interleaving, like each trajectory, depends only on the seed."""
 
     def __init__(self, target: str, rng: random.Random, clock: Clock, settings: LocalSearchSettings | None = None,
                  proposer=None):
         self.s = settings = settings or LocalSearchSettings()
-        careful = replace(settings, screen_rounds=1)
-        self.searches = [LocalSearch(target, random.Random(rng.getrandbits(64)), clock,
-                                     careful if settings.careful_every and k % settings.careful_every == settings.careful_every - 1
-                                     else settings, proposer)
-                         for k in range(settings.trajectories)]
+        self.searches = [LocalSearch(target, random.Random(rng.getrandbits(64)), clock, settings, proposer)
+                         for _ in range(settings.trajectories)]
         self.active = 0                 # whose turn it is
         self.finished = [False] * len(self.searches)
         self.solved: int | None = None  # the search that solved the target
