@@ -40,7 +40,6 @@ every smaller budget (its time to solve).
 from __future__ import annotations
 
 import functools
-import heapq
 import itertools
 import math
 import random
@@ -114,9 +113,10 @@ def design_nodes(pairs: Sequence[int], min_node: int, shrink: float = 0.8) -> li
     """Subproblems, innermost first: (i, j) for helices' outermost pairs enclosing >= min_node nt, each
     at most `shrink` times as long as the smallest chosen node (or the whole target) around it.
 
-    Without the ladder, a chain of nested short helices (Eterna100 #74: 43 nodes of 58-374 nt, 8 nt
-    apart) is designed once per helix, at almost the cost of the whole target each time; with it,
-    node lengths fall geometrically and all nodes together cost a bounded multiple of one root step."""
+    Without the ladder, a chain of nested short helices (Eterna100 #74: 43 nodes of 42-374 nt, 8 nt
+    apart) is designed once per helix, at almost the cost of the whole target each time; with it (8
+    nodes), node lengths fall geometrically and all nodes together cost a bounded multiple of one root
+    step."""
     n = len(pairs)
     helices = [(i, j) for i, j in enumerate(pairs)
                if i < j and min_node <= j - i + 1 < n and not (i > 0 and j + 1 < n and pairs[i - 1] == j + 1)]
@@ -130,7 +130,7 @@ def design_nodes(pairs: Sequence[int], min_node: int, shrink: float = 0.8) -> li
 
 def small_loops(pairs: Sequence[int], i: int, size: int) -> set[int]:
     """Positions of the interior loops and bulges of at most `size` unpaired bases on either side of
-    the target pair at i (inside and outside it), with their other closing pair."""
+    the pair at i in the pair table `pairs` (inside and outside it), with their other closing pair."""
     n, (a, b) = len(pairs), sorted((i, pairs[i]))
     found = set()
     k, l = a + 1, b - 1  # inside: the first pair met from each end must be one pair
@@ -217,6 +217,7 @@ class LocalSearchSettings:
     node_steps: int = 300         # step cap of a non-root node of <= 100 nt; larger nodes get
                                   # proportionally fewer (cap ~ 1/length^2, each step costs ~length^3)
     min_node: int = 40            # smallest substructure designed on its own
+    node_shrink: float = 0.8      # a node is at most this share of the node around it (see `design_nodes`)
     model_share: float = 0.5      # with a model: share of perturbations refilled by it
     boost: float = 0.15           # share of mutations at a paired position that use `boost_pair`
     init_gc_share: float = 1.0    # share of GC / CG pairs in a (re)started design; AU / UA for the rest
@@ -452,7 +453,7 @@ class LocalSearch(TargetSearch):
     def _design_once(self) -> Candidate:
         pairs, n = self.pairs, len(self.pairs)
         seq = initial_sequence(pairs, self.rng, self.s.init_gc_share)
-        for i, j in design_nodes(pairs, self.s.min_node):
+        for i, j in design_nodes(pairs, self.s.min_node, self.s.node_shrink):
             sub_pairs = [p - i if p >= 0 else -1 for p in pairs[i:j + 1]]
             cap = 30 + int(self.s.node_steps * min(1.0, (100 / (j - i + 1)) ** 2))
             self.current = seq
