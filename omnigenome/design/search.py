@@ -387,7 +387,7 @@ class LocalSearch(TargetSearch):
         pool, which every fold extends by its misfold (cutting planes); returns the best folded."""
         best = None
         for _ in range(min(self.s.enumerate_folds, len(variants))):
-            k = min(range(len(variants)), key=lambda k: pool.screen(variants[k])) if best is not None else 0
+            k = min(range(len(variants)), key=lambda k: pool.screen(variants[k]))
             cand = self.evaluate(variants.pop(k), target, pairs, ens)
             pool.add(cand)
             if best is None or cand.cost < best.cost:
