@@ -23,7 +23,7 @@ What makes it fast on long multi-loop targets:
 - Neighbourhood enumeration on stagnation: the combinations of the pairs and bases at and beside
   a mispaired position (and its target and MFE partners) and of the small interior loops beside
   its pairs are screened (all of them, or by coordinate descent when there are too many) and the
-  best three folded. Lone pairs and short helices depend on exactly these few nucleotides (stacks,
+  best six folded. Lone pairs and short helices depend on exactly these few nucleotides (stacks,
   mismatches, dangles, tandem mismatches), in combinations that one random mutation at a time
   rarely finds.
 - On stagnation: the per-position ensemble defect (one partition function, not every step)
@@ -228,9 +228,9 @@ class LocalSearchSettings:
     screen_pool: int = 24         # competitor structures (recent MFE misfolds) the screen scores against
     screen_rounds: int = 8        # rounds of screened mutation between two folds (see `_screened_mutations`)
     enumerate_limit: int = 2048   # on stagnation, neighbourhood combinations screened (see `_enumerate`)
-    enumerate_loop: int = 4       # interior loops of up to this many unpaired bases join the neighbourhood
+    enumerate_loop: int = 8       # interior loops of up to this many unpaired bases join the neighbourhood
     enumerate_keep: int = 16      # best-screening combinations kept ...
-    enumerate_folds: int = 3      # ... of which this many are folded (see `_fold_screened`)
+    enumerate_folds: int = 6      # ... of which this many are folded (see `_fold_screened`)
     trajectories: int = 2         # independent searches of the target taking turns (see `Portfolio`)
     turn: int = 20                # evaluations per turn
 
