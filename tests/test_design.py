@@ -169,13 +169,14 @@ def test_small_loops_and_the_neighbourhood_that_closes_a_lone_pair_over_an_inter
     assert small_loops(pairs, 3, 3) == set()  # the 2x2 loop is larger than 3
     # A lone pair closing a 2x2 interior loop with no dangles outside (Eterna100 #74's outermost pair): it
     # forms only with the right pair, loop bases and inner pair together (e.g. tandem GA mismatches), which
-    # the neighbourhood without the loop never covers and the one with it finds in one stagnation.
-    target = "(..((((....))))..)"
-    for loop, solves in ((0, False), (4, True)):
+    # the neighbourhood without the loop never covers and the one with it finds in one stagnation. A 3x3
+    # loop needs the neighbourhood to reach 6 unpaired bases.
+    for target, loop, solves in (("(..((((....))))..)", 0, False), ("(..((((....))))..)", 4, True),
+                                 ("..(...((((....))))...)..", 4, False), ("..(...((((....))))...)..", 8, True)):
         search = LocalSearch(target, random.Random(0), Clock(None), LocalSearchSettings(enumerate_loop=loop))
         pairs = search.pairs
         cur = search.evaluate(initial_sequence(pairs, random.Random(0)), target, pairs)
-        assert cur.wrong == [0, 17]
+        assert cur.wrong == [target.index("("), target.rindex(")")]
         pool = Competitors(target, 24)
         pool.add(cur)
         best = search._fold_screened(search._enumerate(cur, pairs, pool), target, pairs, pool, False)
