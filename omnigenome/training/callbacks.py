@@ -106,6 +106,12 @@ class Preemption(L.Callback):
             for sig in self.signals:
                 self._previous_handlers[sig] = signal.signal(sig, self._on_signal)
 
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        # The step that loggers record is Lightning's count of optimizer-stepped batches, which last.ckpt saves
+        # one short (it is counted after on_train_batch_end) and a restart adds back, except when the save
+        # fell on the last batch of an epoch: then every row after the resume was logged one step early.
+        trainer.fit_loop.epoch_loop._batches_that_stepped = trainer.global_step
+
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if trainer.global_step == self._step or self.stopped_at_step is not None:  # mid accumulation window, or done
             return
