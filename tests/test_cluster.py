@@ -84,8 +84,8 @@ def test_signal_stops_at_a_step_and_resume_continues_exactly(tmp_path, data_dir)
     with open(run_dir / "csv" / "metrics.csv") as f:
         rows = [(int(r["step"]), r["train/loss"]) for r in csv.DictReader(f) if r.get("train/loss")]
     # Every step is in the one metrics.csv, before the signal then after the resume, under its own step: where
-    # the stop lands depends on timing, and a stop on an epoch's last batch used to shift every later row one
-    # step early (see Preemption.on_train_batch_start). Rows may repeat (same step, same loss); the training
+    # the stop lands depends on timing, and a stop at step 5 (not 4) used to shift every later row one step
+    # early (see Preemption.on_train_batch_start). Rows may repeat (same step, same loss); the training
     # itself is checked exactly below.
     assert sorted({step for step, _ in rows}) == list(range(steps))
     assert len(set(rows)) == steps, "a step was logged twice with different losses"
