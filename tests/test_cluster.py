@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 import yaml
@@ -32,18 +33,23 @@ def train_cmd(tmp_path, data_dir, *overrides, flags=()):
             "data.sample.num_records=500", *overrides]
 
 
-def steps_logged(metrics_csv: Path) -> int:
-    if not metrics_csv.is_file():
-        return -1
-    with open(metrics_csv) as f:
-        return max((int(r["step"]) for r in csv.DictReader(f) if r.get("train/loss")), default=-1)
+class SignalAt(L.Callback):
+    """Sends this process SIGUSR1 at the start of the batch that makes optimizer step `step`, as a cluster would
+    at some moment of that batch (a deterministic stand-in for a signal from outside)."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == self.step - 1:
+            os.kill(os.getpid(), signal.SIGUSR1)
 
 
 def test_signal_stops_at_a_step_and_resume_continues_exactly(tmp_path, data_dir):
     """SIGUSR1 mid-epoch in a SLURM job: last.ckpt at the next optimizer step, clean stop, job requeued;
     `train.py resume=<dir>` continues in the same directory: every step's loss equals the uninterrupted run's,
     one W&B run, best-k tracking kept."""
-    steps = 12
+    steps, stop = 12, 5
     over = [*SMALL_MODEL, f"trainer.max_steps={steps}", "trainer.val_check_interval=4", "trainer.log_every_n_steps=1",
             "data.max_tokens=3000", "module.scheduler.warmup_steps=4", "callbacks.model_checkpoint.save_top_k=1",
             "~callbacks.learning_rate_monitor", "~callbacks.throughput", "callbacks.progress_bar.refresh_rate=0"]
@@ -59,22 +65,18 @@ def test_signal_stops_at_a_step_and_resume_continues_exactly(tmp_path, data_dir)
     (fake_bin / "scontrol").chmod(0o755)
     slurm_env = dict(env, SLURM_JOB_ID="4242", PATH=f"{fake_bin}{os.pathsep}{env['PATH']}")
     cmd = train_cmd(tmp_path, data_dir, *over, "logger=[csv,wandb]", "+logger.csv.flush_logs_every_n_steps=1")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=slurm_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # The signal comes during the batch of step 5 (one after a validation): a stop there used to shift every row
+    # logged after the resume one step early (see Preemption.on_train_batch_start).
+    slurm_env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "tests"), env.get("PYTHONPATH", "")])
+    cmd += ["+callbacks.signal_at._target_=test_cluster.SignalAt", f"+callbacks.signal_at.step={stop}"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=slurm_env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"stopped at step {stop}" in proc.stdout
     runs = tmp_path / "logs" / "pretrain" / "runs"
-    deadline = time.time() + 300
-    while proc.poll() is None and time.time() < deadline:
-        if any(steps_logged(d / "csv" / "metrics.csv") >= 2 for d in runs.glob("*")):
-            proc.send_signal(signal.SIGUSR1)
-            break
-        time.sleep(0.05)
-    out, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err[-3000:]
-    stopped = int(re.search(r"stopped at step (\d+)", out).group(1))
-    assert 3 <= stopped < steps
     [run_dir] = runs.iterdir()
     assert run_dir.name == "slurm-4242" and (tmp_path / "scontrol.args").read_text().split() == ["requeue", "4242"]
     wandb_id = (run_dir / "wandb_run_id").read_text()
-    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == stopped
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == stop
 
     resumed = subprocess.run(train_cmd(tmp_path, data_dir, *over, "logger=[csv,wandb]", f"resume={run_dir}"),
                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
@@ -83,10 +85,8 @@ def test_signal_stops_at_a_step_and_resume_continues_exactly(tmp_path, data_dir)
     assert list(runs.iterdir()) == [run_dir]
     with open(run_dir / "csv" / "metrics.csv") as f:
         rows = [(int(r["step"]), r["train/loss"]) for r in csv.DictReader(f) if r.get("train/loss")]
-    # Every step is in the one metrics.csv, before the signal then after the resume, under its own step: where
-    # the stop lands depends on timing, and a stop at step 5 (not 4) used to shift every later row one step
-    # early (see Preemption.on_train_batch_start). Rows may repeat (same step, same loss); the training
-    # itself is checked exactly below.
+    # Every step is in the one metrics.csv, before the signal then after the resume, under its own step. Rows
+    # may repeat (same step, same loss); the training itself is checked exactly below.
     assert sorted({step for step, _ in rows}) == list(range(steps))
     assert len(set(rows)) == steps, "a step was logged twice with different losses"
     got = read_csv_losses(run_dir / "csv" / "metrics.csv")
