@@ -16,7 +16,7 @@ from omnigenome.design.operators import (PAIRS, crossover, initial_sequence, is_
                                          repair_pairs)
 from omnigenome.design.proposals import MLMProposer
 from omnigenome.design.search import (Candidate, Clock, Competitors, LocalSearch, LocalSearchSettings, Portfolio,
-                                      design_nodes, small_loops)
+                                      design_nodes, loop_mismatches, small_loops)
 from omnigenome.folding import positional_defect, score_design, structure_energies
 from omnigenome.structure import pair_table, short_hairpins
 
@@ -118,9 +118,10 @@ def test_structure_energies_match_viennarna_eval():
 
 def test_neighbourhood_enumeration_keeps_pairs_and_beats_every_variant_it_covers():
     # a lone pair (6, 11) closing a hairpin inside an interior loop: the hard case it is for
-    # (the 2x3 interior loop around it is left out, so that all combinations are screened)
+    # (the 2x3 interior loop around it and its mismatches are left out, so that all combinations are screened)
     target = "((((..(....)...))))......"
-    search = LocalSearch(target, random.Random(0), Clock(None), LocalSearchSettings(enumerate_loop=0))
+    search = LocalSearch(target, random.Random(0), Clock(None), LocalSearchSettings(enumerate_loop=0,
+                                                                                   enumerate_mismatch=0))
     pairs = search.pairs
     rng = random.Random(1)
     cur = search.evaluate(initial_sequence(pairs, rng), target, pairs)
@@ -171,10 +172,12 @@ def test_small_loops_and_the_neighbourhood_that_closes_a_lone_pair_over_an_inter
     # A lone pair closing a 2x2 interior loop with no dangles outside (Eterna100 #74's outermost pair): it
     # forms only with the right pair, loop bases and inner pair together (e.g. tandem GA mismatches), which
     # the neighbourhood without the loop never covers and the one with it finds in one stagnation. A 3x3
-    # loop needs the neighbourhood to reach 6 unpaired bases.
+    # loop needs the neighbourhood to reach 6 unpaired bases. (Loop mismatches are left out: they cover the 2x2
+    # loop's four bases too.)
     for target, loop, solves in (("(..((((....))))..)", 0, False), ("(..((((....))))..)", 4, True),
                                  ("..(...((((....))))...)..", 4, False), ("..(...((((....))))...)..", 8, True)):
-        search = LocalSearch(target, random.Random(0), Clock(None), LocalSearchSettings(enumerate_loop=loop))
+        settings = LocalSearchSettings(enumerate_loop=loop, enumerate_mismatch=0)
+        search = LocalSearch(target, random.Random(0), Clock(None), settings)
         pairs = search.pairs
         cur = search.evaluate(initial_sequence(pairs, random.Random(0)), target, pairs)
         assert cur.wrong == [target.index("("), target.rindex(")")]
@@ -184,6 +187,34 @@ def test_small_loops_and_the_neighbourhood_that_closes_a_lone_pair_over_an_inter
         assert is_complementary(best.seq, pairs)
         assert (not best.wrong) == solves and (RNA.fold("".join(best.seq))[0] == target) == solves
         assert search.evaluations[0] <= 1 + search.s.enumerate_folds
+
+
+def test_loop_mismatches_and_the_neighbourhood_of_a_lone_pair_in_a_multiloop():
+    #           0         1         2         3
+    #           0123456789012345678901234567890123456789
+    target = ".(((((........)((((....))))..))))......."
+    pairs = pair_table(target)
+    # the lone pair (5, 14) closes a hairpin (mismatch 6, 13) and is a branch of the multiloop closed by (4, 29):
+    # beside the three closing pairs inside that loop lie 5, 28 / 15 / 14, 27
+    assert loop_mismatches(pairs, 5, 4) == loop_mismatches(pairs, 14, 4) == {6, 13, 5, 28, 15, 14, 27}
+    assert loop_mismatches(pairs, 4, 4) == {5, 28, 15, 14, 27, 4, 29}  # the multiloop, and the stack around
+    assert loop_mismatches(pairs, 1, 4) == {2, 31, 0, 33}  # a stack inside, the exterior loop's dangles outside
+    assert loop_mismatches(pairs, 5, 2) == {6, 13}  # a loop of more than 2 closing pairs adds nothing
+    # The lone pair does not form on the initial design. The neighbourhood with the multiloop's mismatches finds
+    # variants on which the target beats the misfold; without them (only the bases beside the pair) it does not.
+    best = {}
+    for mismatch in (0, 4):
+        search = LocalSearch(target, random.Random(0), Clock(None), LocalSearchSettings(enumerate_mismatch=mismatch))
+        cur = search.evaluate(initial_sequence(search.pairs, random.Random(0)), target, search.pairs)
+        assert cur.wrong == [5, 14]
+        pool = Competitors(target, 24)
+        pool.add(cur)
+        variants = search._enumerate(cur, search.pairs, pool)
+        assert all(is_complementary(v, search.pairs) for v in variants)
+        changed = {i for v in variants for i, (a, b) in enumerate(zip(v, cur.seq)) if a != b}
+        assert bool(changed & {27, 28}) == bool(mismatch)
+        best[mismatch] = pool.screen(variants[0])
+    assert best[4] < 0 < best[0]
 
 
 def test_screened_mutations_keep_pairs_and_only_improve_the_screen():

@@ -21,9 +21,9 @@ What makes it fast on long multi-loop targets:
   screen is a lower bound of the energy gap that tightens with each fold). At 400 nt a round (20
   proposals, 24 competitors) costs ~3 ms, ~3% of one fold, so a step makes several mutations per fold.
 - Neighbourhood enumeration on stagnation: the combinations of the pairs and bases at and beside
-  a mispaired position (and its target and MFE partners) and of the small interior loops beside
-  its pairs are screened (all of them, or by coordinate descent when there are too many) and the
-  best six folded. Lone pairs and short helices depend on exactly these few nucleotides (stacks,
+  a mispaired position (and its target and MFE partners), of the small interior loops beside its
+  pairs and of the mismatches of the loops its target pair closes are screened (all of them, or
+  by coordinate descent when there are too many) and the best six folded. Lone pairs and short helices depend on exactly these few nucleotides (stacks,
   mismatches, dangles, tandem mismatches), in combinations that one random mutation at a time
   rarely finds.
 - On stagnation: the per-position ensemble defect (one partition function, not every step)
@@ -150,6 +150,35 @@ def small_loops(pairs: Sequence[int], i: int, size: int) -> set[int]:
     return found
 
 
+def loop_mismatches(pairs: Sequence[int], i: int, max_pairs: int) -> set[int]:
+    """The mismatch and dangle positions of the two loops the pair at i closes (inside and around it):
+    for every closing pair of such a loop, the positions right beside it inside the loop. A loop
+    closed by more than `max_pairs` pairs (a large multiloop, the exterior loop) adds nothing.
+
+    In the nearest-neighbour model a loop's energy beyond its size and closing pairs hangs on exactly
+    these bases (terminal mismatches, dangles), so they decide whether a lone pair or a short helix
+    that is a branch of a multiloop forms."""
+    n, (a, b) = len(pairs), sorted((i, pairs[i]))
+    k = a - 1  # the pair closing the loop around (a, b): walk left past the sibling branches
+    while k >= 0 and not pairs[k] > b:
+        k = pairs[k] - 1 if 0 <= pairs[k] < k else k - 1
+    found: set[int] = set()
+    for lo, hi in ((a, b), (k, pairs[k]) if k >= 0 else (-1, n)):
+        closing, k = [], lo + 1
+        while k < hi:  # the branches of the loop closed by (lo, hi)
+            if pairs[k] > k:
+                closing.append((k, pairs[k]))
+                k = pairs[k] + 1
+            else:
+                k += 1
+        if len(closing) + (lo >= 0) > max_pairs:
+            continue
+        if lo >= 0:
+            found.update((lo + 1, hi - 1))
+        found.update(p for k, l in closing for p in (k - 1, l + 1) if lo < p < hi)
+    return found
+
+
 _CANONICAL = np.zeros((256, 256), dtype=bool)  # by ASCII code of the two bases
 for _a, _b in CANONICAL_PAIRS:
     _CANONICAL[ord(_a), ord(_b)] = True
@@ -229,6 +258,7 @@ class LocalSearchSettings:
     screen_rounds: int = 8        # rounds of screened mutation between two folds (see `_screened_mutations`)
     enumerate_limit: int = 2048   # on stagnation, neighbourhood combinations screened (see `_enumerate`)
     enumerate_loop: int = 8       # interior loops of up to this many unpaired bases join the neighbourhood
+    enumerate_mismatch: int = 4   # loops closed by up to this many pairs add their mismatches (see `loop_mismatches`)
     enumerate_keep: int = 16      # best-screening combinations kept ...
     enumerate_folds: int = 6      # ... of which this many are folded (see `_fold_screened`)
     trajectories: int = 2         # independent searches of the target taking turns (see `Portfolio`)
@@ -330,8 +360,9 @@ class LocalSearch(TargetSearch):
         """The best-screening variants (`enumerate_keep`, best first) of the neighbourhood of one
         mispaired position: the units (a target pair, six ways, or an unpaired base, four ways) at and
         right beside it, its target partner and its MFE partner (stacked pairs, loop mismatches,
-        dangles), and the small interior loops beside its pair in the target and in the MFE structure
-        (their bases and other closing pair, see `small_loops`). Every combination is screened when
+        dangles), the small interior loops beside its pair in the target and in the MFE structure
+        (their bases and other closing pair, see `small_loops`), and the mismatches and dangles of the
+        two loops its target pair closes (see `loop_mismatches`). Every combination is screened when
         there are at most `enumerate_limit`; beyond, that many are screened by coordinate descent
         (each unit in turn takes its best option given the others) from the current design, then from
         random ones. This is what makes lone pairs and short helices form and unwanted pairs beside
@@ -345,6 +376,10 @@ class LocalSearch(TargetSearch):
             for e in ends:
                 if table[e] >= 0:
                     positions |= small_loops(table, e, self.s.enumerate_loop)
+        if self.s.enumerate_mismatch:
+            for e in ends:
+                if pairs[e] >= 0:
+                    positions |= loop_mismatches(pairs, e, self.s.enumerate_mismatch)
         units = []
         for k in sorted(positions):
             unit = (k,) if pairs[k] < 0 else tuple(sorted((k, pairs[k])))
