@@ -23,9 +23,9 @@ What makes it fast on long multi-loop targets:
 - Neighbourhood enumeration on stagnation: the combinations of the pairs and bases at and beside
   a mispaired position (and its target and MFE partners), of the small interior loops beside its
   pairs and of the mismatches of the loops its target pair closes are screened (all of them, or
-  by coordinate descent when there are too many) and the best six folded. Lone pairs and short helices depend on exactly these few nucleotides (stacks,
-  mismatches, dangles, tandem mismatches), in combinations that one random mutation at a time
-  rarely finds.
+  by coordinate descent when there are too many) and the best six folded. Lone pairs and short
+  helices depend on exactly these few nucleotides (stacks, mismatches, dangles, tandem
+  mismatches), in combinations that one random mutation at a time rarely finds.
 - On stagnation: the per-position ensemble defect (one partition function, not every step)
   chooses where to perturb; the model, if given, refills those positions. After repeated failure
   the whole design restarts.
@@ -164,18 +164,18 @@ def loop_mismatches(pairs: Sequence[int], i: int, max_pairs: int) -> set[int]:
         k = pairs[k] - 1 if 0 <= pairs[k] < k else k - 1
     found: set[int] = set()
     for lo, hi in ((a, b), (k, pairs[k]) if k >= 0 else (-1, n)):
-        closing, k = [], lo + 1
-        while k < hi:  # the branches of the loop closed by (lo, hi)
-            if pairs[k] > k:
-                closing.append((k, pairs[k]))
-                k = pairs[k] + 1
+        branches, p = [], lo + 1
+        while p < hi:
+            if pairs[p] > p:
+                branches.append((p, pairs[p]))
+                p = pairs[p] + 1
             else:
-                k += 1
-        if len(closing) + (lo >= 0) > max_pairs:
+                p += 1
+        if len(branches) + (lo >= 0) > max_pairs:
             continue
         if lo >= 0:
             found.update((lo + 1, hi - 1))
-        found.update(p for k, l in closing for p in (k - 1, l + 1) if lo < p < hi)
+        found.update(x for c, d in branches for x in (c - 1, d + 1) if lo < x < hi)
     return found
 
 
