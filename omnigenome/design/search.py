@@ -376,10 +376,9 @@ class LocalSearch(TargetSearch):
             for e in ends:
                 if table[e] >= 0:
                     positions |= small_loops(table, e, self.s.enumerate_loop)
-        if self.s.enumerate_mismatch:
-            for e in ends:
-                if pairs[e] >= 0:
-                    positions |= loop_mismatches(pairs, e, self.s.enumerate_mismatch)
+        for e in ends:  # (enumerate_mismatch=0 adds nothing: every loop has a closing pair)
+            if pairs[e] >= 0:
+                positions |= loop_mismatches(pairs, e, self.s.enumerate_mismatch)
         units = []
         for k in sorted(positions):
             unit = (k,) if pairs[k] < 0 else tuple(sorted((k, pairs[k])))
