@@ -16,12 +16,12 @@ from omnigenome.design.operators import (PAIRS, crossover, initial_sequence, is_
                                          repair_pairs)
 from omnigenome.design.proposals import MLMProposer
 from omnigenome.design.search import (Candidate, Clock, Competitors, LocalSearch, LocalSearchSettings, Portfolio,
-                                      design_nodes, loop_mismatches, small_loops)
+                                      design_nodes, inert_positions, loop_mismatches, small_loops)
 from omnigenome.folding import positional_defect, score_design, structure_energies
 from omnigenome.structure import pair_table, short_hairpins
 
 MULTILOOP = "((((((....)))..(((....))))))...((((....))))"
-# A natural structure (bpRNA) with a long loop, bulges and a 3x1 interior loop: needs ~100s of evaluations.
+# A natural structure (bpRNA) with a long loop, bulges and a 3x1 interior loop: needs tens of evaluations.
 HARDER = ".(((.......)))..((((((.................(((((((((((.(((.......)))........)))))))).)))............))).)))"
 # Long, many short helices and isolated pairs: not solved in a second by any method.
 HARD = "(" + ".(.((.(...).))).(" * 12 + "...." + ").(((...)))." * 12 + ")"
@@ -268,6 +268,39 @@ def test_portfolio_takes_turns_until_one_trajectory_solves():
         portfolio.run()
 
 
+def test_inert_loop_positions_and_loop_a():
+    #           0         1         2         3
+    #           0123456789012345678901234567890123456789
+    target = "..((.......))...((....))..((.....))..."
+    # neither beside a pair nor in a hairpin of 3, 4 or 6 bases (special hairpins: all four bases count)
+    assert inert_positions(pair_table(target)) == {0, 5, 6, 7, 8, 9, 14, 29, 30, 31, 36, 37}
+    # such a base does not enter the target's energy: ViennaRNA gives the same for every base at every one
+    seq = initial_sequence(pair_table(target), random.Random(0))
+    fc = RNA.fold_compound("".join(seq))
+    for i in inert_positions(pair_table(target)):
+        for base in "CGU":
+            other = seq[:i] + [base] + seq[i + 1:]
+            assert RNA.fold_compound("".join(other)).eval_structure(target) == pytest.approx(fc.eval_structure(target))
+    # but a tetraloop's middle bases count: C(UACG)G is a special hairpin of Turner 2004, C(UAAG)G is not
+    assert RNA.fold_compound("CUACGG").eval_structure("(....)") < RNA.fold_compound("CUAAGG").eval_structure("(....)") - 0.5
+    # with loop_a=1 no move of the designer puts anything but A at an inert position; without, moves do
+    target = "..((((.........((.........))........((.........))........))))..."  # 2-bp branches, long loops
+    pairs = pair_table(target)
+    inert = inert_positions(pairs)
+    for loop_a in (0.0, 1.0):
+        search = LocalSearch(target, random.Random(0), Clock(None), LocalSearchSettings(loop_a=loop_a))
+        cur = search.evaluate(initial_sequence(pairs, random.Random(0)), target, pairs)
+        assert cur.wrong and all(cur.seq[i] == "A" for i in inert)
+        pool = Competitors(target, 24)
+        pool.add(cur)
+        designs = [search._propose(cur, pairs) for _ in range(300)] + [search._perturb(cur, target, pairs)
+                                                                    for _ in range(5)]
+        designs += search._enumerate(cur, pairs, pool)
+        assert all(is_complementary(d, pairs) for d in designs)
+        changed = {i for d in designs for i in inert if d[i] != "A"}
+        assert bool(changed) == (loop_a == 0)
+
+
 def test_screen_opens_competitor_pairs_the_proposal_cannot_form():
     target, seq = "((((....))))....", "GGGGAAAACCCCAAAA"
     competitor = "(((((....))))).."
@@ -427,12 +460,14 @@ def test_settings_from_the_command_line(capsys):
                                  ("rnainverse", "population=8", "has no settings")]:
         with pytest.raises(ValueError, match=re.escape(message)):
             parse_settings(method, [bad])
-    # the CLI's --set reaches the designer: one trajectory gives LocalSearch's own design
-    assert cli_main(["design", "--structure", HARDER, "--json", "--budget-seconds", "20", "--seed", "3",
+    # the CLI's --set reaches the designer: one trajectory gives LocalSearch's own design and evaluations
+    assert cli_main(["design", "--structure", HARDER, "--json", "--budget-seconds", "20", "--seed", "1",
                      "--set", "trajectories=1"]) == 0
     row = json.loads(capsys.readouterr().out)
-    single, solved = LocalSearch(HARDER, random.Random(random.Random(3).getrandbits(64)), Clock(20)).run()
-    assert solved and row["solved"] and row["sequence"] == "".join(single.seq)
-    assert design(HARDER, budget_seconds=20, seed=3).sequence != row["sequence"]  # two trajectories differ here
+    single = LocalSearch(HARDER, random.Random(random.Random(1).getrandbits(64)), Clock(20))
+    cand, solved = single.run()
+    assert solved and row["solved"] and row["sequence"] == "".join(cand.seq)
+    assert row["evaluations"] == single.evaluations[0]
+    assert design(HARDER, budget_seconds=20, seed=1).evaluations > row["evaluations"]  # two take turns here
     assert cli_main(["design", "--structure", HARDER, "--set", "turns=3"]) == 2
     assert "bad setting 'turns=3'" in capsys.readouterr().err

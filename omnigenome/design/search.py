@@ -9,6 +9,10 @@ What makes it fast on long multi-loop targets:
   few root steps, not one near-root design per helix.
 - Targeted mutations. Positions whose MFE partner differs from the target's are mutated (90% of
   steps), paired positions together with their partner to another of the six canonical pairs.
+- A in inert loop positions. A loop base that is neither beside a pair nor in a special (3, 4 or
+  6 nt) hairpin does not enter the target's energy; it only gives misfolds partners, and A has the
+  fewest (only U). Such positions stay A (`loop_a`), as Eterna players fill loops, so the search
+  does not drift through loop bases that can only hurt.
 - One fold compound per candidate gives both the MFE structure and the target's energy; the cost
   is (positions paired wrongly) + (target energy - MFE), so a move can improve even when the MFE
   structure does not change. Neutral moves are accepted (drift over plateaus).
@@ -126,6 +130,20 @@ def design_nodes(pairs: Sequence[int], min_node: int, shrink: float = 0.8) -> li
         if j - i + 1 <= shrink * around:
             chosen.append((i, j))
     return sorted(chosen[1:], key=lambda ij: (ij[1] - ij[0], ij[0]))
+
+
+def inert_positions(pairs: Sequence[int]) -> frozenset[int]:
+    """Unpaired positions whose base does not enter the target's free energy in the nearest-neighbour
+    model: not beside a pair (mismatches, dangles) and not in a hairpin loop of 3, 4 or 6 bases (Turner
+    2004's special triloops, tetraloops and hexaloops). In a loop, A pairs only with U, so A there gives
+    misfolds the fewest partners (`loop_a`)."""
+    n = len(pairs)
+    special = set()
+    for i, j in enumerate(pairs):
+        if i < j and j - i - 1 in (3, 4, 6) and all(pairs[k] < 0 for k in range(i + 1, j)):
+            special.update(range(i + 1, j))
+    return frozenset(i for i in range(n) if i not in special
+                     and all(not 0 <= k < n or pairs[k] < 0 for k in (i - 1, i, i + 1)))
 
 
 def small_loops(pairs: Sequence[int], i: int, size: int) -> set[int]:
@@ -259,6 +277,7 @@ class LocalSearchSettings:
     enumerate_limit: int = 2048   # on stagnation, neighbourhood combinations screened (see `_enumerate`)
     enumerate_loop: int = 8       # interior loops of up to this many unpaired bases join the neighbourhood
     enumerate_mismatch: int = 4   # loops closed by up to this many pairs add their mismatches (see `loop_mismatches`)
+    loop_a: float = 1.0           # share of mutations at an inert loop position that make it A (see `inert_positions`)
     enumerate_keep: int = 16      # best-screening combinations kept ...
     enumerate_folds: int = 6      # ... of which this many are folded (see `_fold_screened`)
     trajectories: int = 2         # independent searches of the target taking turns (see `Portfolio`)
@@ -298,6 +317,7 @@ class LocalSearch(TargetSearch):
         self.restarts = 0
         self.best: Candidate | None = None  # best evaluated design of the whole target
         self.current: list[str] | None = None  # the whole design being built (before its first evaluation)
+        self._inert_of, self._inert_set = None, frozenset()
 
     # --- one segment ---------------------------------------------------------------------------
     def _pick(self, cand: Candidate, n: int) -> int:
@@ -323,10 +343,30 @@ class LocalSearch(TargetSearch):
         if self.proposer is not None and self.proposer.fits(n) and self.rng.random() < self.s.model_share:
             seq = self.proposer.fill([seq], target, [sorted(chosen.tolist())], self.np_rng)[0]
             repair_pairs(seq, pairs, chosen.tolist(), self.rng)
+            for i in chosen.tolist():
+                if self._makes_a(pairs, i):
+                    seq[i] = "A"
         else:
             for i in chosen:
-                mutate_position(seq, pairs, int(i), self.rng)
+                self._mutate(seq, pairs, int(i))
         return seq
+
+    def _inert(self, pairs: Sequence[int]) -> frozenset[int]:
+        """`inert_positions` of the segment being designed (computed once per segment)."""
+        if pairs is not self._inert_of:
+            self._inert_of, self._inert_set = pairs, inert_positions(pairs)
+        return self._inert_set
+
+    def _makes_a(self, pairs: Sequence[int], i: int) -> bool:
+        """Whether a change at position i sets A: at an inert loop position, with probability `loop_a`."""
+        return bool(self.s.loop_a) and i in self._inert(pairs) and self.rng.random() < self.s.loop_a
+
+    def _mutate(self, seq: list[str], pairs: Sequence[int], i: int) -> None:
+        """Mutate position i (see `mutate_position`), or set A where `_makes_a` says so."""
+        if self._makes_a(pairs, i):
+            seq[i] = "A"
+        else:
+            mutate_position(seq, pairs, i, self.rng)
 
     def _propose(self, cur: Candidate, pairs: Sequence[int], seq: list[str] | None = None) -> list[str]:
         """One mutation of `seq` (default: the current design's), aimed at a position the current design
@@ -336,7 +376,7 @@ class LocalSearch(TargetSearch):
         if pairs[i] >= 0 and self.rng.random() < self.s.boost:
             boost_pair(new, pairs, i, self.rng)
         else:
-            mutate_position(new, pairs, i, self.rng)
+            self._mutate(new, pairs, i)
         return new
 
     def _screened_mutations(self, cur: Candidate, pairs: Sequence[int], pool: Competitors, screens: int) -> list[str]:
@@ -384,7 +424,8 @@ class LocalSearch(TargetSearch):
             unit = (k,) if pairs[k] < 0 else tuple(sorted((k, pairs[k])))
             if unit not in units:
                 units.append(unit)
-        options = [PAIRS if len(u) == 2 else BASES for u in units]
+        options = [PAIRS if len(u) == 2 else ("A",) if self.s.loop_a >= 1 and u[0] in self._inert(pairs) else BASES
+                   for u in units]
         screened: dict[tuple, tuple[float, list[str]]] = {}  # combination -> (screen, variant)
 
         def screen(combo: tuple) -> float:
