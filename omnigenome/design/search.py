@@ -6,7 +6,13 @@ What makes it fast on long multi-loop targets:
   100-nt branches is ~16x cheaper per step than refolding the 400-nt whole), and a parent starts
   from its children's solutions, so its search only repairs the junctions. Node lengths fall
   geometrically (each at most 0.8x the node around it), so a chain of nested short helices costs a
-  few root steps, not one near-root design per helix.
+  few root steps, not one near-root design per helix. A node is designed with the unpaired base on
+  either side of it (`node_flanks`): in its loop those bases are its closing pair's mismatch (dangles),
+  and without them a node folded alone lacks that stabilisation (of the 208 nodes of the Eterna
+  players' V2 solutions, 155 fold alone as in the target, 182 with their flanks).
+- A boosted start. A (re)started design has GC pairs, A in loops and G right 3' of every helix end
+  (`init_mismatch`): each helix meets its loop with the GA terminal mismatch or a stacking 3' dangle,
+  as Eterna players boost loops.
 - Targeted mutations. Positions whose MFE partner differs from the target's are mutated (90% of
   steps), paired positions together with their partner to another of the six canonical pairs.
 - A in inert loop positions. A loop base that is neither beside a pair nor in a special (3, 4 or
@@ -265,9 +271,11 @@ class LocalSearchSettings:
                                   # proportionally fewer (cap ~ 1/length^2, each step costs ~length^3)
     min_node: int = 40            # smallest substructure designed on its own
     node_shrink: float = 0.8      # a node is at most this share of the node around it (see `design_nodes`)
+    node_flanks: int = 1          # 1: a node is designed with the unpaired base on either side of it
     model_share: float = 0.5      # with a model: share of perturbations refilled by it
     boost: float = 0.15           # share of mutations at a paired position that use `boost_pair`
     init_gc_share: float = 1.0    # share of GC / CG pairs in a (re)started design; AU / UA for the rest
+    init_mismatch: int = 1        # 1: a (re)started design has G right 3' of every helix end (`initial_sequence`)
     temperature: float = 0.0      # > 0: accept a worse design with probability exp(-increase / temperature)
     objective: str = "mfe"        # mfe: wrong pairs + energy gap; ensemble: sum of ensemble defect;
                                   # hybrid: mfe for the substructures, ensemble for the whole target
@@ -527,10 +535,12 @@ class LocalSearch(TargetSearch):
     # --- whole target --------------------------------------------------------------------------
     def _design_once(self) -> Candidate:
         pairs, n = self.pairs, len(self.pairs)
-        seq = initial_sequence(pairs, self.rng, self.s.init_gc_share)
+        seq = initial_sequence(pairs, self.rng, self.s.init_gc_share, bool(self.s.init_mismatch))
         for i, j in design_nodes(pairs, self.s.min_node, self.s.node_shrink):
-            sub_pairs = [p - i if p >= 0 else -1 for p in pairs[i:j + 1]]
             cap = 30 + int(self.s.node_steps * min(1.0, (100 / (j - i + 1)) ** 2))
+            if self.s.node_flanks:  # the unpaired bases beside the node's pair: its dangles in context
+                i, j = i - (i > 0 and pairs[i - 1] < 0), j + (j + 1 < n and pairs[j + 1] < 0)
+            sub_pairs = [p - i if p >= 0 else -1 for p in pairs[i:j + 1]]
             self.current = seq
             sub = self.walk(seq[i:j + 1], self.target[i:j + 1], sub_pairs, cap)
             seq[i:j + 1] = sub.seq
