@@ -53,3 +53,24 @@ def test_benchmark_table_resume_and_settings(bench, shared_data, tmp_path, capsy
     with pytest.raises(SystemExit):
         bench.main(args + ["--set", "trajectory=1"])
     assert "bad setting 'trajectory=1'" in capsys.readouterr().err
+
+
+def test_heldout_natural_targets(shared_data, tmp_path):
+    spec = importlib.util.spec_from_file_location("design_heldout", ROOT / "experiments" / "design_heldout.py")
+    heldout = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(heldout)
+    targets = heldout.natural_targets(shared_data / "rgb", 6, 3, seed=0)
+    assert targets == heldout.natural_targets(shared_data / "rgb", 6, 3, seed=0)  # fixed by data and seed
+    assert len(targets) == 9 and len({s for _, s in targets}) == 9
+    assert [len(s) < 150 for _, s in targets] == [True] * 6 + [False] * 3
+    assert all(40 <= len(s) <= 400 and not set(s) - set("().") for _, s in targets)
+    assert all(re.fullmatch(r"(archive2|bprna):\d+", name) for name, _ in targets)
+    out = tmp_path / "heldout"
+    assert heldout.main(["--short", "2", "--long", "0", "--budget", "2", "--workers", "1", "--out", str(out),
+                         "--data", str(shared_data / "rgb")]) == 0
+    results = rows(out)
+    assert [r["method"] for r in results] == ["designer", "designer"]
+    for r in results:
+        target = (out / "targets.tsv").read_text().splitlines()[r["puzzle"]].split("\t")[2]
+        assert r["solved"] == (RNA.fold(r["sequence"])[0] == target)
+    assert "designer" in (out / "summary.md").read_text()
