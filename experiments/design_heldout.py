@@ -77,7 +77,7 @@ def main(argv=None) -> int:
             f.write(f"{k}\t{name}\t{structure}\n")
     print(f"{len(targets)} natural targets -> {tsv}", file=sys.stderr)
     return eterna100.main(["--data", str(tsv), "--out", str(args.out), "--budget", str(args.budget),
-                           "--methods", "designer", *rest])
+                           "--methods", "designer", "--title", "Natural held-out targets", *rest])
 
 
 if __name__ == "__main__":

@@ -73,11 +73,11 @@ def solved_within(records: list[dict], budget: float) -> int:
 
 
 def summarise(records: dict[str, list[dict]], puzzles: list[dict], budget: float, workers: int,
-              changed: dict | None = None) -> str:
+              changed: dict | None = None, title: str = "Eterna100-V2") -> str:
     """Markdown: solved counts by budget, median time to solve, then one row per puzzle."""
     checkpoints = [b for b in CHECKPOINTS if b < budget] + [budget]
     methods = list(records)
-    lines = [f"Eterna100-V2, {len(puzzles)} puzzles, budget {budget:g} CPU s per puzzle, {workers} worker(s)"
+    lines = [f"{title}, {len(puzzles)} puzzles, budget {budget:g} CPU s per puzzle, {workers} worker(s)"
              + ("".join(f", designer {k}={v}" for k, v in changed.items()) if changed else ""), ""]
     lines.append("| method | " + " | ".join(f"solved ≤{b:g} s" for b in checkpoints) + " | median time to solve (s) |")
     lines.append("|---" * (len(checkpoints) + 2) + "|")
@@ -113,7 +113,7 @@ def write_csv(path: Path, records: dict[str, list[dict]], puzzles: list[dict], b
             w.writerow(row)
 
 
-def plot(path: Path, records: dict[str, list[dict]], budget: float, n: int) -> str:
+def plot(path: Path, records: dict[str, list[dict]], budget: float, n: int, title: str = "Eterna100-V2") -> str:
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -127,7 +127,7 @@ def plot(path: Path, records: dict[str, list[dict]], budget: float, n: int) -> s
     ax.set_xscale("log")
     ax.set_xlabel("budget per puzzle (CPU seconds)")
     ax.set_ylabel(f"puzzles solved (of {n})")
-    ax.set_title("Eterna100-V2")
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -146,6 +146,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--model", help="checkpoint or Hugging Face directory for the designer / ga (optional)")
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="Eterna100 TSV (default: ../shared/data)")
+    ap.add_argument("--title", default="Eterna100-V2", help="what the table and plot call the targets")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="settings",
                     help="change a number of the designer (a LocalSearchSettings field; repeatable), e.g. "
                          "--set trajectories=1; recorded with each designer result")
@@ -196,11 +197,11 @@ def main(argv=None) -> int:
 
     wanted = {p["puzzle"] for p in puzzles}
     records = {m: [r for (mm, p), r in sorted(done.items()) if mm == m and p in wanted] for m in methods}
-    table = summarise(records, puzzles, args.budget, args.workers, changed)
+    table = summarise(records, puzzles, args.budget, args.workers, changed, args.title)
     (args.out / "summary.md").write_text(table + "\n")
     write_csv(args.out / "results.csv", records, puzzles, args.budget)
     print(table)
-    print(plot(args.out / "solved_vs_budget.png", records, args.budget, len(puzzles)), file=sys.stderr)
+    print(plot(args.out / "solved_vs_budget.png", records, args.budget, len(puzzles), args.title), file=sys.stderr)
     print(f"wrote {args.out}/summary.md, {args.out}/results.csv, {results_path}", file=sys.stderr)
     return 0
 
