@@ -36,6 +36,7 @@ SPLITS = {"archive2": "RNA-SSP-Archive2/test.json", "bprna": "RNA-SSP-bpRNA/test
 def natural_targets(data: Path, short: int, long: int, seed: int) -> list[tuple[str, str]]:
     """(name, structure) of `short` targets of 40-149 nt, then `long` of 150-400 nt."""
     found: dict[str, str] = {}  # structure -> name (first split and line that has it)
+    skipped = {"outside 40-400 nt": 0, "pseudoknot brackets": 0, "hairpin under 3 nt": 0, "repeated": 0}
     for split, rel in SPLITS.items():
         path = data / rel
         if not path.exists():
@@ -44,13 +45,20 @@ def natural_targets(data: Path, short: int, long: int, seed: int) -> list[tuple[
             if not line.strip():
                 continue
             label = json.loads(line)["label"]
-            if not 40 <= len(label) <= 400 or set(label) - set("()."):
-                continue
-            try:
-                validate_target(label)
-            except ValueError:
-                continue
-            found.setdefault(label, f"{split}:{lineno}")
+            reason = ("outside 40-400 nt" if not 40 <= len(label) <= 400 else
+                      "pseudoknot brackets" if set(label) - set("().") else
+                      "repeated" if label in found else None)
+            if reason is None:
+                try:
+                    validate_target(label)
+                except ValueError:
+                    reason = "hairpin under 3 nt"
+            if reason:
+                skipped[reason] += 1
+            else:
+                found[label] = f"{split}:{lineno}"
+    print(f"{len(found)} candidate targets; skipped " + ", ".join(f"{n} {why}" for why, n in skipped.items()),
+          file=sys.stderr)
     rng = random.Random(seed)
     pool = sorted(found.items())
     rng.shuffle(pool)
