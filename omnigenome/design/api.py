@@ -80,7 +80,7 @@ def _proposer(model):
 
 
 def design(structure: str, method: str = "local", budget_seconds: float | None = 60.0, seed: int = 0,
-           model=None, name: str | None = None, settings=None) -> DesignResult:
+           model=None, name: str | None = None, settings=None, max_evaluations: int | None = None) -> DesignResult:
     """Design an RNA sequence whose ViennaRNA MFE structure is `structure`.
 
     method: "local" (default; hierarchical mismatch-focused local search, see `search.py`), "ga"
@@ -93,6 +93,8 @@ def design(structure: str, method: str = "local", budget_seconds: float | None =
         path, or an MLMProposer) that proposes nucleotides conditioned on the target: the GA's
         mutations and initial population; the local search's perturbations.
     settings: LocalSearchSettings / GASettings to change the method's numbers.
+    max_evaluations: also stop after this many folds ("local" and "ga"): a budget that ends the
+        trajectory at the same point on every machine.
     Raises ValueError for a target no sequence can fold into (see `validate_target`).
     """
     validate_target(structure, name)
@@ -105,7 +107,7 @@ def design(structure: str, method: str = "local", budget_seconds: float | None =
     from omnigenome.design.search import Clock
     proposer = _proposer(model)
     rng = random.Random(seed)
-    clock = Clock(budget_seconds)
+    clock = Clock(budget_seconds, max_evaluations)
     if method == "ga":
         from omnigenome.design.ga import GeneticAlgorithm
         search = GeneticAlgorithm(structure, rng, clock, settings, proposer)

@@ -54,6 +54,7 @@ class GeneticAlgorithm(TargetSearch):
         if self.clock.exhausted():
             raise Stop
         self.evaluations += 1
+        self.clock.evaluations += 1
         score = score_design("".join(seq), self.target)
         hamming = sum(a != b for a, b in zip(score.mfe_structure, self.target)) / len(self.target)
         ind = Individual(seq, score.mfe_structure, score.mfe, hamming)

@@ -66,18 +66,22 @@ from omnigenome.structure import CANONICAL_PAIRS, pair_table
 
 
 class Clock:
-    """CPU-time budget of this process (`time.process_time`: user + system time of all its threads),
-    so results do not depend on how loaded the machine is. seconds=None: no budget."""
+    """The budget of one design: CPU time of this process (`time.process_time`: user + system time of all
+    its threads, so results do not depend on how loaded the machine is) and, optionally, a number of
+    evaluations (folds), which ends a trajectory at the same point on every machine. None: no limit."""
 
-    def __init__(self, seconds: float | None):
+    def __init__(self, seconds: float | None, max_evaluations: int | None = None):
         self.seconds = seconds
+        self.max_evaluations = max_evaluations
+        self.evaluations = 0  # every fold of every trajectory that shares this clock
         self.start = time.process_time()
 
     def elapsed(self) -> float:
         return time.process_time() - self.start
 
     def exhausted(self) -> bool:
-        return self.seconds is not None and self.elapsed() >= self.seconds
+        return ((self.seconds is not None and self.elapsed() >= self.seconds)
+                or (self.max_evaluations is not None and self.evaluations >= self.max_evaluations))
 
 
 class Stop(Exception):
@@ -113,6 +117,7 @@ class Evaluator:
         if self.clock.exhausted():
             raise Stop
         self.counter[0] += 1
+        self.clock.evaluations += 1
         score = score_design("".join(seq), target, ensemble)
         mfe_pairs = pair_table(score.mfe_structure)
         wrong = [i for i, (p, q) in enumerate(zip(mfe_pairs, pairs)) if p != q]
