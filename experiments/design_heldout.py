@@ -1,7 +1,7 @@
 """Held-out design targets: natural RNA secondary structures (ArchiveII and bpRNA test splits).
 
     python experiments/design_heldout.py --budget 10 --workers 2                 # the designer, 90 targets
-    python experiments/design_heldout.py --set node_flanks=0 --out results/heldout_no_flanks  # an ablation
+    python experiments/design_heldout.py trajectories=1 --out results/heldout_one_trajectory  # an ablation
 
 The Eterna100 puzzles are what the designer is measured on; these targets are what it is checked on, so
 that a change that only fits the 100 puzzles shows. The set is fixed by the data and a seed: the nested
@@ -11,7 +11,7 @@ that a change that only fits the 100 puzzles shows. The set is fixed by the data
 sequence, so no method designs all of them.
 
 The targets are written to OUT/targets.tsv (the Eterna100 columns) and run by `experiments/eterna100.py`
-(same options: `--methods`, `--seed`, `--set`, resumable), which prints and writes the table.
+(same options: `--methods`, `--seed`, designer settings as key=value, resumable), which prints and writes the table.
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
     python experiments/eterna100.py --budget 60 --workers 2                 # the full benchmark
     python experiments/eterna100.py --budget 5 --limit 10                   # a quick look
     python experiments/eterna100.py --puzzles 1,5,7 --methods designer,ga
-    python experiments/eterna100.py --set trajectories=1 --methods designer --out results/one_trajectory  # ablation
+    python experiments/eterna100.py trajectories=1 --methods designer --out results/one_trajectory  # an ablation
 
 Methods: `designer` (omnigenome.design's default local search, no model), `ga` (the paper's genetic
 algorithm; MLM-guided with --model) and `rnainverse` (ViennaRNA's inverse_fold from random starts,
@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from omnigenome.design import LocalSearchSettings, design, parse_settings  # noqa: E402
+from omnigenome.design import LocalSearchSettings, design, load_settings  # noqa: E402
 from omnigenome.design.targets import validate_target  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "eterna100" / "eterna100_vienna2.txt"
@@ -147,21 +147,21 @@ def main(argv=None) -> int:
     ap.add_argument("--model", help="checkpoint or Hugging Face directory for the designer / ga (optional)")
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="Eterna100 TSV (default: ../shared/data)")
     ap.add_argument("--title", default="Eterna100-V2", help="what the table and plot call the targets")
-    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="settings",
-                    help="change a number of the designer (a LocalSearchSettings field; repeatable), e.g. "
-                         "--set trajectories=1; recorded with each designer result")
-    args = ap.parse_args(argv)
+    ap.add_argument("settings", nargs="*", metavar="KEY=VALUE",
+                    help="change a setting of the designer (conf/design/local.yaml), e.g. trajectories=1; "
+                         "recorded with each designer result")
+    args = ap.parse_intermixed_args(argv)
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHOD_OF]
     if unknown:
         ap.error(f"unknown method(s) {', '.join(unknown)} (choose from {', '.join(METHOD_OF)})")
     try:
-        settings = parse_settings("local", args.settings)
+        settings = load_settings("local", args.settings)
     except ValueError as e:
         ap.error(str(e))
-    defaults = asdict(LocalSearchSettings())
-    changed = {k: v for k, v in asdict(settings).items() if v != defaults[k]} if settings else {}
+    defaults = asdict(LocalSearchSettings.load())
+    changed = {k: v for k, v in asdict(settings).items() if v != defaults[k]}
     puzzles = load_puzzles(args.data)
     if args.puzzles:
         wanted = {int(x) for x in args.puzzles.split(",")}

@@ -13,20 +13,10 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from omnigenome.design.base import Budget, BudgetSpent, TargetSearch
 from omnigenome.design.operators import BASES, PAIRS, crossover, mutate_position, repair_pairs
-from omnigenome.design.search import Clock, Stop, TargetSearch
+from omnigenome.design.settings import GASettings
 from omnigenome.folding import score_design
-
-
-@dataclass
-class GASettings:
-    population: int = 100
-    mutation_rate: float = 0.1
-
-    def __post_init__(self):
-        if self.population < 2 or not 0 < self.mutation_rate <= 1:
-            raise ValueError(f"population must be >= 2 and mutation_rate in (0, 1], got {self.population} and "
-                             f"{self.mutation_rate}")
 
 
 @dataclass
@@ -42,19 +32,20 @@ class Individual:
 
 
 class GeneticAlgorithm(TargetSearch):
-    def __init__(self, target: str, rng: random.Random, clock: Clock, settings: GASettings | None = None,
+    """See the module docstring; `run` returns (best individual, solved)."""
+
+    def __init__(self, target: str, rng: random.Random, budget: Budget, settings: GASettings | None = None,
                  proposer=None):
-        super().__init__(target, rng, clock, settings or GASettings())
+        super().__init__(target, rng, budget, settings or GASettings.load())
         self.proposer = proposer if proposer is not None and proposer.fits(len(target)) else None
         self.evaluations = 0
         self.generations = 0
         self.best: Individual | None = None
 
     def _evaluate(self, seq: list[str]) -> Individual:
-        if self.clock.exhausted():
-            raise Stop
+        self.budget.check()
         self.evaluations += 1
-        self.clock.evaluations += 1
+        self.budget.evaluations += 1
         score = score_design("".join(seq), self.target)
         hamming = sum(a != b for a, b in zip(score.mfe_structure, self.target)) / len(self.target)
         ind = Individual(seq, score.mfe_structure, score.mfe, hamming)
@@ -73,7 +64,7 @@ class GeneticAlgorithm(TargetSearch):
         n = len(self.pairs)
         masked = []
         for _ in children:
-            chosen = [i for i in range(n) if self.rng.random() < self.s.mutation_rate]
+            chosen = [i for i in range(n) if self.rng.random() < self.settings.mutation_rate]
             masked.append(chosen or [self.rng.randrange(n)])
         if self.proposer is not None:
             children = self.proposer.fill(children, self.target, masked, self.np_rng)
@@ -86,7 +77,7 @@ class GeneticAlgorithm(TargetSearch):
         return children
 
     def run(self) -> tuple[Individual | None, bool]:
-        n, size = len(self.pairs), self.s.population
+        n, size = len(self.pairs), self.settings.population
         try:
             if self.proposer is not None:
                 start = self.proposer.fill([["A"] * n for _ in range(size)], self.target,
@@ -112,5 +103,5 @@ class GeneticAlgorithm(TargetSearch):
                         return child, True
                     population.append(child)
                 population = sorted(population, key=lambda ind: ind.fitness)[:size]
-        except Stop:
+        except BudgetSpent:
             return self.best, False

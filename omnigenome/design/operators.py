@@ -32,31 +32,25 @@ def _weighted(rng: random.Random, items, weights, exclude=None):
     return choices[-1][0]
 
 
-def initial_sequence(pairs: Sequence[int], rng: random.Random, gc_share: float = 1.0,
-                     loop_mismatch: bool = False) -> list[str]:
-    """Start design: GC or CG for a `gc_share` of the pairs (AU or UA for the rest), A for unpaired
-    positions, G after a hairpin's closing pair.
+def initial_sequence(pairs: Sequence[int], rng: random.Random) -> list[str]:
+    """A (re)started design: GC or CG for every pair, A for unpaired positions, and G right 3' of every
+    helix end (unless that base is also right 5' of a pair, or in a 3-nt hairpin, which has no mismatch).
 
-    The GA-mismatch of a hairpin (G right after the closing pair's 5' base) is a stabilising
-    first mismatch in the Turner model, which helps short hairpins beat competing structures.
-    loop_mismatch: every other loop gets it too: G at each unpaired base right 3' of a pair (unless
-    it is also right 5' of one, or in a 3-nt hairpin, which has no mismatch), A right 5' of it, the
-    way Eterna players boost interior loops, multiloops and the exterior loop: each helix end then
-    meets its loop with the GA terminal mismatch (or a stacking 3' G dangle).
+    Each helix then meets its loop with the GA first mismatch (hairpins, interior loops) or a stacking 3'
+    G dangle (multiloops, the exterior loop): stabilising terms of the Turner model, the way Eterna players
+    boost loops, which helps short helices beat competing structures.
     """
     n = len(pairs)
     seq = ["A"] * n
     for i, j in enumerate(pairs):
         if i < j:
-            gc = gc_share >= 1.0 or rng.random() < gc_share
-            seq[i], seq[j] = rng.choice((("G", "C"), ("C", "G")) if gc else (("A", "U"), ("U", "A")))
+            seq[i], seq[j] = rng.choice((("G", "C"), ("C", "G")))
             if j - i > 4 and all(pairs[k] < 0 for k in range(i + 1, j)):
                 seq[i + 1] = "G"
-    if loop_mismatch:
-        for k in range(1, n):
-            if (pairs[k] < 0 and pairs[k - 1] >= 0 and not (k + 1 < n and pairs[k + 1] >= 0)
-                    and pairs[k - 1] != k + 3):
-                seq[k] = "G"
+    for k in range(1, n):
+        if (pairs[k] < 0 and pairs[k - 1] >= 0 and not (k + 1 < n and pairs[k + 1] >= 0)
+                and pairs[k - 1] != k + 3):
+            seq[k] = "G"
     return seq
 
 

@@ -20,7 +20,7 @@ _RNA = {"A": "A", "C": "C", "G": "G", "T": "U"}
 class MLMProposer:
     """Samples nucleotides for masked positions from a masked-language model.
 
-    model: an OmniGenomeModel (see `omnigenome.training.run.load_model`). temperature scales the
+    model: an OmniGenomeModel (see `omnigenome.model.loading.load_model`). temperature scales the
     logits (1.0: the model's distribution). `calls` counts forward passes, `filled` the positions
     filled. Sampling uses the caller's numpy Generator, so proposals are reproducible from the seed.
     """
@@ -31,14 +31,13 @@ class MLMProposer:
         self.temperature = temperature
         self.batch_size = batch_size
         self.base_ids = [TOKEN_ID[b] for b in _MODEL_BASES]
-        config = getattr(model, "config", None)
-        self.max_positions = getattr(config, "max_positions", 1026)
+        self.max_tokens = model.config.max_tokens
         self.calls = 0
         self.filled = 0
 
     def fits(self, length: int) -> bool:
         """Whether a target of `length` nt fits the model with its structure (2 * length + 3 tokens)."""
-        return 2 * length + 3 <= self.max_positions - 2
+        return 2 * length + 3 <= self.max_tokens
 
     @torch.no_grad()
     def fill(self, sequences: Sequence[Sequence[str]], structure: str, masked: Sequence[Sequence[int]],
