@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from omnigenome.utils import where
+
 OPENERS = {"(": ")", "[": "]", "{": "}", "<": ">"}
 OPENERS.update({chr(c): chr(c).lower() for c in range(ord("A"), ord("Z") + 1)})
 CLOSERS = {v: k for k, v in OPENERS.items()}
@@ -23,10 +25,6 @@ for _c, _label in (("(", 0), (")", 1), (".", 2)):
     _PLAIN_LABEL[ord(_c)] = _label
 
 
-def _where(record: str | None) -> str:
-    return f"record {record!r}: " if record is not None else ""
-
-
 def pair_table(structure: str, record: str | None = None, allowed: str | None = None,
                strict: bool = True) -> list[int]:
     """Partner index of every position (-1 when unpaired).
@@ -39,7 +37,7 @@ def pair_table(structure: str, record: str | None = None, allowed: str | None = 
     pairs = [-1] * len(structure)
     for i, c in enumerate(structure):
         if allowed is not None and c not in allowed:
-            raise ValueError(f"{_where(record)}invalid structure character {c!r} at position {i + 1}"
+            raise ValueError(f"{where(record)}invalid structure character {c!r} at position {i + 1}"
                              f" (allowed: {' '.join(repr(a) for a in allowed)})")
         if c == ".":
             continue
@@ -50,14 +48,14 @@ def pair_table(structure: str, record: str | None = None, allowed: str | None = 
             if not stack:
                 if not strict:
                     continue
-                raise ValueError(f"{_where(record)}unbalanced structure: {c!r} at position {i + 1} closes nothing")
+                raise ValueError(f"{where(record)}unbalanced structure: {c!r} at position {i + 1} closes nothing")
             j = stack.pop()
             pairs[i], pairs[j] = j, i
         else:
-            raise ValueError(f"{_where(record)}invalid structure character {c!r} at position {i + 1}")
+            raise ValueError(f"{where(record)}invalid structure character {c!r} at position {i + 1}")
     for opener, stack in stacks.items():
         if stack and strict:
-            raise ValueError(f"{_where(record)}unbalanced structure: {opener!r} at position {stack[-1] + 1} is never closed")
+            raise ValueError(f"{where(record)}unbalanced structure: {opener!r} at position {stack[-1] + 1} is never closed")
     return pairs
 
 
@@ -80,7 +78,7 @@ def plain_labels(structure: str, record: str | None = None, length: int | None =
     ViennaRNA writes and the str2seq view shows. Raises ValueError naming the record and the position
     of the problem (a length other than `length`, another character, an unmatched bracket)."""
     if length is not None and len(structure) != length:
-        raise ValueError(f"{_where(record)}structure length {len(structure)} differs from sequence length"
+        raise ValueError(f"{where(record)}structure length {len(structure)} differs from sequence length"
                          f" {length} (first position without a partner: {min(len(structure), length) + 1})")
     labels = _plain_labels(structure)
     if labels is None:

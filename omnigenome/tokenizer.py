@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from omnigenome.structure import plain_labels
+from omnigenome.utils import where
 
 VOCAB = ("<cls>", "<pad>", "<eos>", "<unk>", "A", "C", "G", "T", "N", "U", "a", "c", "g", "t", "n", "u",
          "(", ")", ".", "*", "1", "2", "3", "<mask>")
@@ -20,10 +21,6 @@ _LUT = np.full(128, -1, dtype=np.int64)
 for _tok, _id in TOKEN_ID.items():
     if len(_tok) == 1:
         _LUT[ord(_tok)] = _id
-
-
-def _where(record: str | None) -> str:
-    return f"record {record!r}: " if record is not None else ""
 
 
 class OmniGenomeTokenizer:
@@ -67,16 +64,16 @@ class OmniGenomeTokenizer:
     def normalize(self, sequence: str, record: str | None = None) -> str:
         """Apply case and U/T handling, IUPAC codes to N; raise on anything else."""
         if not sequence:
-            raise ValueError(f"{_where(record)}empty sequence")
+            raise ValueError(f"{where(record)}empty sequence")
         if not sequence.isascii():  # before upper(): it can change the length ("ß" -> "SS")
             i = next(i for i, c in enumerate(sequence) if not c.isascii())
-            raise ValueError(f"{_where(record)}invalid nucleotide {sequence[i]!r} at position {i + 1}")
+            raise ValueError(f"{where(record)}invalid nucleotide {sequence[i]!r} at position {i + 1}")
         s = sequence.upper() if self.uppercase else sequence
         s = s.translate(self._table)
         bad = self._invalid.search(s)
         if bad:
             i = bad.start()
-            raise ValueError(f"{_where(record)}invalid nucleotide {sequence[i]!r} at position {i + 1}")
+            raise ValueError(f"{where(record)}invalid nucleotide {sequence[i]!r} at position {i + 1}")
         return s
 
     def check_structure(self, structure: str, length: int, record: str | None = None) -> str:
@@ -127,3 +124,13 @@ class OmniGenomeTokenizer:
         """Write vocab.txt (one token per line, line number = id), as transformers' EsmTokenizer reads."""
         from pathlib import Path
         Path(directory, "vocab.txt").write_text("\n".join(VOCAB) + "\n")
+
+
+_CHECKER = OmniGenomeTokenizer(alphabet=None)
+
+
+def check_nucleotides(sequence: str, record: str | None = None) -> str:
+    """The one definition of a valid nucleotide string (A C G U T N and IUPAC codes, any case, not empty):
+    returns `sequence` unchanged, or raises ValueError naming the record and the position."""
+    _CHECKER.normalize(sequence, record)
+    return sequence
