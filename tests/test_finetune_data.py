@@ -1,4 +1,5 @@
-"""Fine-tuning task configs and the readers of each suite's public format (finetune/tasks.py)."""
+"""Benchmark task configs (conf/task/) and the readers of each suite's public format (data/benchmarks.py,
+data/readers.py), checked against the layouts the suites publish."""
 import csv
 import json
 import math
@@ -8,16 +9,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 
-from omnigenome.finetune import Example, available_splits, load_split, task_config, task_names
-from omnigenome.finetune.tasks import FORMATS, HEADS, IGNORE_INDEX, TOKEN_HEADS
+from omnigenome.constants import HEADS, IGNORE_INDEX, TOKEN_HEADS
+from omnigenome.data.benchmarks import available_splits, load_split, task_config, task_names
+from omnigenome.data.readers import FORMATS, Example
 from omnigenome.metrics import HEAD_METRICS, HIGHER_IS_BETTER
+from omnigenome.settings import register_resolvers
+
+register_resolvers()
 
 ROOT = Path(__file__).resolve().parents[1]
 INTERFACE_KEYS = {"name", "suite", "format", "data_dir", "splits", "head", "num_labels", "label_names",
-                  "class_weights", "scored_length", "metrics", "monitor", "monitor_mode", "max_length",
-                  "alphabet", "paper"}
+                  "class_weights", "scored_length", "metrics", "monitor", "monitor_mode", "max_length", "paper"}
 
 GUE_TASKS = ([f"emp_{m}" for m in ("h3", "h3k14ac", "h3k36me3", "h3k4me1", "h3k4me2", "h3k4me3", "h3k79me3",
                                    "h3k9ac", "h4", "h4ac")]
@@ -49,7 +53,8 @@ def test_all_suites_have_all_tasks():
 def test_config_is_valid(name, tmp_path):
     path = ROOT / "conf" / "task" / f"{name}.yaml"
     text = path.read_text()
-    assert f"python train.py experiment=finetune task={name} " in text and f"python evaluate.py task={name} " in text
+    assert f"python train.py experiment=finetune task={name} " in text
+    assert f"python evaluate.py evaluation=finetune task={name} " in text
     raw = yaml.safe_load(text)
     assert "_target_" not in raw and not text.startswith("# @package")
     task = task_config(name, benchmark_dir=tmp_path)
@@ -69,7 +74,6 @@ def test_config_is_valid(name, tmp_path):
     if task["class_weights"] is not None:
         assert len(task["class_weights"]) == task["num_labels"] and min(task["class_weights"]) > 0
     assert task["scored_length"] is None or task["head"] in TOKEN_HEADS
-    assert task["alphabet"] == ("U" if suite == "rgb" else "T")
     assert 8 <= task["max_length"] <= 1024 and task["paper"]
     # the data dir follows the command line's data_dir=
     assert task_config(name, benchmark_dir=tmp_path, data_dir=tmp_path / "x")["data_dir"] == str(tmp_path / "x")
@@ -78,7 +82,7 @@ def test_config_is_valid(name, tmp_path):
 @pytest.mark.parametrize("name", ["rgb/ssp_archive2", "rgb/mrna", "gue/tf_0", "gb/human_ocr_ensembl",
                                   "pgb/chromatin_access_zea_mays", "pgb/chromatin_access_arabidopsis_thaliana"])
 def test_config_composes_with_hydra(name):
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_module("omnigenome.conf", version_base="1.3"):
         cfg = compose("eval", overrides=[f"task={name}", "benchmark_dir=/bench"])
         moved = compose("eval", overrides=[f"task={name}", "++data_dir=/elsewhere"])
     assert cfg.task.name == name and cfg.task.data_dir.startswith(f"/bench/{name.split('/')[0]}/")
@@ -278,7 +282,7 @@ def test_pgb_csv_layout(tmp_path):
 
     # multi-output regression: list labels, written as JSON-like lists
     n = task_config("pgb/gene_exp_oryza_sativa", benchmark_dir=tmp_path)["num_labels"]
-    _write_csv(root / "gene_exp" / "oryza_sativa" / "test.csv", ["sequence", "name", "label"],
+    _write_csv(root / "gene_exp" / "oryza_sativa" / "test.csv", ["sequence", "name", "labels"],
                [["ACGTTGCA", "g1", json.dumps([0.5 * k for k in range(n)])]])
     task = task_config("pgb/gene_exp_oryza_sativa", benchmark_dir=tmp_path)
     (g,) = load_split(task, "test")
@@ -287,7 +291,7 @@ def test_pgb_csv_layout(tmp_path):
     # multilabel 0/1 lists, numpy style without commas
     n = task_config("pgb/chromatin_access_setaria_italica", benchmark_dir=tmp_path)["num_labels"]
     bits = [k % 2 for k in range(n)]
-    _write_csv(root / "chromatin_access" / "setaria_italica" / "test.csv", ["sequence", "name", "label"],
+    _write_csv(root / "chromatin_access" / "setaria_italica" / "test.csv", ["sequence", "name", "labels"],
                [["ACGTNNAC", "c1", "[" + " ".join(map(str, bits)) + "]"]])
     (c,) = load_split(task_config("pgb/chromatin_access_setaria_italica", benchmark_dir=tmp_path), "test")
     assert c.label.dtype == np.float32 and c.label.tolist() == bits
@@ -350,14 +354,14 @@ def test_bad_gue_rows(tmp_path, row, message):
     ("[1, x]", "label .* is not a number or a list"),
 ])
 def test_bad_pgb_labels(tmp_path, label, message):
-    _write_csv(tmp_path / "pgb" / "gene_exp" / "zea_mays" / "test.csv", ["sequence", "name", "label"], [["ACGT", "z", label]])
+    _write_csv(tmp_path / "pgb" / "gene_exp" / "zea_mays" / "test.csv", ["sequence", "name", "labels"], [["ACGT", "z", label]])
     with pytest.raises(ValueError, match=rf"test.csv, line 2: {message}"):
         load_split(task_config("pgb/gene_exp_zea_mays", benchmark_dir=tmp_path), "test")
 
 
 def test_bad_multilabel_and_missing_column(tmp_path):
     n = task_config("pgb/chromatin_access_zea_mays", benchmark_dir=tmp_path)["num_labels"]
-    _write_csv(tmp_path / "pgb" / "chromatin_access" / "zea_mays" / "test.csv", ["sequence", "name", "label"],
+    _write_csv(tmp_path / "pgb" / "chromatin_access" / "zea_mays" / "test.csv", ["sequence", "name", "labels"],
                [["ACGT", "z", json.dumps([2] * n)]])
     with pytest.raises(ValueError, match=r"test.csv, line 2: multilabel label must hold only 0 and 1"):
         load_split(task_config("pgb/chromatin_access_zea_mays", benchmark_dir=tmp_path), "test")
@@ -368,7 +372,7 @@ def test_bad_multilabel_and_missing_column(tmp_path):
 
 # --- missing data: what to download and where ------------------------------------------------------
 @pytest.mark.parametrize("name,expect", [
-    ("rgb/ssp_rnastralign", "RNA-SSP-RNAStralign"), ("rgb/mrna", "kaggle_train_plus_k_deg"),
+    ("rgb/ssp_rnastralign", "RNA-SSP-rnastralign"), ("rgb/mrna", "kaggle_train_plus_k_deg"),
     ("gue/emp_h3", "GUE"), ("gb/demo_human_or_worm", "Genomic Benchmarks"),
     ("pgb/lncrna_z_mays", "plant-genomic-benchmark"),
 ])
@@ -389,3 +393,95 @@ def test_unknown_split_and_task(tmp_path):
     with pytest.raises(ValueError, match="unknown task"):
         task_config("gue/tf_9")
     assert math.isclose(task_config("rgb/mrna")["valid_from_train"], 0.1)
+
+
+# --- the layouts the suites publish -----------------------------------------------------------------
+# Folder names as published: RGB's RGB.zip (yangheng95/OmniGenBench, examples/autobench_gfm_evaluation/RGB/metadata.py),
+# GUE.zip (MAGICS-LAB/DNABERT_2, finetune/scripts/run_dnabert2.sh), genomic_benchmarks' download_dataset
+# (class folders from each data set's metadata.yaml), plant-genomic-benchmark (InstaDeepAI/plant-genomic-benchmark,
+# plant-genomic-benchmark.py, and OmniGenBench's examples/benchmark/pgb copy).
+PUBLISHED = {
+    "rgb": {"ssp_archive2": "RNA-SSP-Archive2", "ssp_bprna": "RNA-SSP-bpRNA", "ssp_rnastralign": "RNA-SSP-rnastralign",
+            "snmd": "RNA-SNMD", "snmr": "RNA-SNMR", "mrna": "RNA-mRNA"},
+    "gue": {**{f"emp_{m.lower()}": f"EMP/{m}" for m in ("H3", "H3K14ac", "H3K36me3", "H3K4me1", "H3K4me2", "H3K4me3",
+                                                         "H3K79me3", "H3K9ac", "H4", "H4ac")},
+            **{f"prom_{k}_{v}": f"prom/prom_{k}_{v}" for k in ("core", "300") for v in ("all", "notata", "tata")},
+            "splice_reconstructed": "splice/reconstructed", "virus_covid": "virus/covid",
+            **{f"tf_{i}": f"tf/{i}" for i in range(5)}, **{f"mouse_{i}": f"mouse/{i}" for i in range(5)}},
+}
+GB_CLASSES = {"demo_coding_vs_intergenomic_seqs": ["coding_seqs", "intergenomic_seqs"],
+              "demo_human_or_worm": ["human", "worm"], "human_ensembl_regulatory": ["enhancer", "ocr", "promoter"]}
+PGB_SUBTASKS = {"chromatin_access": ["arabidopis_thaliana", "brachypodium_distachyon", "oryza_sativa_MH63_RS2",
+                                     "oryza_sativa_ZS97_RS2", "setaria_italica", "sorghum_bicolor", "zea_mays"],
+                "pro_seq": ["m_esculenta"], "promoter_strength": ["leaf", "protoplast"],
+                "splicing": ["arabidopsis_thaliana_acceptor", "arabidopsis_thaliana_donor"]}
+
+
+def test_configs_read_the_published_folder_names(tmp_path):
+    for suite, folders in PUBLISHED.items():
+        for name, folder in folders.items():
+            task = task_config(f"{suite}/{name}", benchmark_dir=tmp_path)
+            assert task["data_dir"] == str(tmp_path / suite / folder), name
+    for name, classes in GB_CLASSES.items():
+        assert task_config(f"gb/{name}")["label_names"] == classes
+    for family, subtasks in PGB_SUBTASKS.items():
+        dirs = {Path(task_config(n, benchmark_dir=tmp_path)["data_dir"]).name for n in task_names("pgb")
+                if n.startswith(f"pgb/{family}_")}
+        assert dirs == set(subtasks), family
+    multi = [n for n in task_names("pgb") if "gene_exp" in n or "chromatin_access" in n]
+    assert multi and all(task_config(n)["fields"]["label"] == "labels" for n in multi)
+
+
+def test_suites_match_the_reference_doc():
+    """The task lists of ../shared/docs/omnigenome-reference.md (the facts this project is built on)."""
+    doc = ROOT.parent / "shared" / "docs" / "omnigenome-reference.md"
+    if not doc.is_file():
+        pytest.skip(f"{doc} not found")
+    text = doc.read_text()
+    gb_line = next(line for line in text.splitlines() if line.startswith("- GB (Genomic Benchmarks)"))
+    gb_block = text[text.index(gb_line):text.index("- GUE")]
+    assert sorted(n.split("/")[1] for n in task_names("gb")) == sorted(
+        w.strip(" ,.;\n") for w in gb_block.split(":", 1)[1].replace("macro-F1", "").split(",") if w.strip(" ,.;\n"))
+    pgb_block = text[text.index("- PGB"):text.index("- GB (Genomic")]
+    families = pgb_block.split("):", 1)[1].split("Fields")[0]
+    assert {f.strip(" ,.\n") for f in families.split(",") if f.strip(" ,.\n")} == set(PGB_FAMILIES)
+    assert "GUE (DNABERT-2): 28 tasks" in text and len(task_names("gue")) == 28
+    for dataset in ("Archive2", "bpRNA", "RNAStralign"):
+        assert dataset in text and any(dataset.lower() in n for n in task_names("rgb"))
+
+
+def test_pgb_as_published_by_omnigenbench_and_by_instadeep(tmp_path):
+    # OmniGenBench's copy: <task>/<subtask>/{train,test}.json, JSON lines; multi-output tasks write `labels`
+    copy = tmp_path / "pgb" / "gene_exp" / "glycine_max"
+    copy.mkdir(parents=True)
+    n = task_config("pgb/gene_exp_glycine_max")["num_labels"]
+    rows = [{"sequence": "ACGT" * 5, "name": f"g{i}", "labels": [0.1 * i] * n} for i in range(10)]
+    (copy / "train.json").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    (copy / "test.json").write_text(json.dumps(rows[0]) + "\n")
+    task = task_config("pgb/gene_exp_glycine_max", benchmark_dir=tmp_path)
+    assert available_splits(task) == ["train", "valid", "test"]  # no valid.json: 10% of train held out
+    assert [e.id for e in load_split(task, "test")] == ["g0"] and len(load_split(task, "valid")) == 1
+    # InstaDeep's files: <task>/<subtask>_{train,validation,test}.fa, headers name|label[|label...]
+    fasta = tmp_path / "pgb" / "promoter_strength"
+    fasta.mkdir(parents=True)
+    for split, value in (("train", 1.5), ("validation", -0.5), ("test", 0.25)):
+        (fasta / f"leaf_{split}.fa").write_text(f">p_{split}|{value}\nACGTNN\nACGT\n")
+    task = task_config("pgb/promoter_strength_leaf", benchmark_dir=tmp_path)
+    assert available_splits(task) == ["train", "valid", "test"]
+    (valid,) = load_split(task, "valid")  # `validation`, not carved from train
+    assert (valid.id, valid.sequence, valid.label.tolist()) == ("p_validation", "ACGTNNACGT", [-0.5])
+    multi = tmp_path / "pgb" / "chromatin_access"
+    multi.mkdir(parents=True)
+    n = task_config("pgb/chromatin_access_zea_mays")["num_labels"]
+    (multi / "zea_mays_test.fa").write_text(">c1|" + "|".join(["1", "0"] * (n // 2) + ["1"] * (n % 2)) + "\nACGT\n")
+    (c1,) = load_split(task_config("pgb/chromatin_access_zea_mays", benchmark_dir=tmp_path), "test")
+    assert c1.label.shape == (n,) and c1.label[0] == 1 and c1.label[1] == 0
+
+
+def test_suite_folders_are_found_in_either_case(tmp_path, shared_data):
+    """The archives unpack to RGB/ and GUE/; this project's paths say rgb/ and gue/."""
+    import shutil
+    (tmp_path / "RGB").mkdir()
+    shutil.copytree(shared_data / "rgb" / "RNA-SSP-Archive2", tmp_path / "RGB" / "RNA-SSP-Archive2")
+    task = task_config("rgb/ssp_archive2", benchmark_dir=tmp_path)
+    assert available_splits(task) == ["train", "valid", "test"] and len(load_split(task, "test")) == 285

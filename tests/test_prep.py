@@ -7,7 +7,8 @@ import pytest
 
 from omnigenome.cli import main
 from omnigenome.data.fasta import FastaError, FastaRecord, read_fasta
-from omnigenome.data.prep import COUNT_KEYS, is_validation, prepare_corpus
+from omnigenome.data.prep import prepare_corpus
+from omnigenome.data.prep_stages import COUNT_KEYS, is_validation
 from omnigenome.data.shards import ShardedCorpus
 from omnigenome.folding import fold
 from omnigenome.tokenizer import OmniGenomeTokenizer
@@ -74,7 +75,7 @@ def prepared(shared_data, tmp_path_factory):
     text += ">short\nACGUACGU\n>long\n" + "ACGU" * 40 + "\n"
     extra.write_bytes(gzip.compress(text.encode()))
     out = tmp / "corpus"
-    manifest = prepare_corpus([real, extra], out, max_length=150, workers=2, val_fraction=0.1, progress=False)
+    manifest = prepare_corpus([real, extra], out, max_length=150, workers=2, valid_fraction=0.1, progress=False)
     return real, extra, out, manifest
 
 
@@ -93,7 +94,7 @@ def test_duplicates_removed_exactly(prepared):
     real, _, out, manifest = prepared
     normalize = OmniGenomeTokenizer(alphabet="U").normalize
     distinct = {normalize(r.sequence) for r in read_fasta(real)}
-    kept = [r for name in ("train", "val") for r in ShardedCorpus(out / name)]
+    kept = [r for name in ("train", "valid") for r in ShardedCorpus(out / name)]
     assert len(kept) == len({r.sequence for r in kept}) == len(distinct)
     assert {r.sequence for r in kept} == distinct
     assert manifest["counts"]["duplicate"] == 954 - len(distinct) + 4
@@ -109,8 +110,8 @@ def test_invalid_record_listed(prepared):
 
 def test_split_and_structures(prepared):
     _, _, out, manifest = prepared
-    train, val = ShardedCorpus(out / "train"), ShardedCorpus(out / "val")
-    assert (len(train), len(val)) == (manifest["counts"]["kept_train"], manifest["counts"]["kept_val"])
+    train, val = ShardedCorpus(out / "train"), ShardedCorpus(out / "valid")
+    assert (len(train), len(val)) == (manifest["counts"]["kept_train"], manifest["counts"]["kept_valid"])
     assert 0 < len(val) < 0.2 * (len(train) + len(val))
     assert all(is_validation(r.sequence, 0.1) for r in val)
     assert not any(is_validation(r.sequence, 0.1) for r in train)
@@ -122,13 +123,13 @@ def test_split_and_structures(prepared):
 def test_cli_prep(shared_data, tmp_path, capsys):
     src = shared_data / "rna_fasta" / "format_rnacentral_active.100.sample-Max50.fasta"
     out = tmp_path / "out"
-    code = main(["prep", str(src), "--out", str(out), "--workers", "1", "--max-length", "80",
-                 "--val-fraction", "0.2", "--records-per-shard", "50", "--no-progress"])
+    code = main(["prep", str(src), "--out", str(out), "fold.workers=1", "max_length=80",
+                 "valid_fraction=0.2", "records_per_shard=50", "progress=false"])
     assert code == 0
     manifest = json.loads((out / "manifest.json").read_text())
     counts = manifest["counts"]
     assert counts["input"] == 1400 and counts["too_short"] > 0 and counts["too_long"] > 0
-    assert counts["kept_train"] + counts["kept_val"] > 100
+    assert counts["kept_train"] + counts["kept_valid"] > 100
     assert counts["input"] == sum(v for k, v in counts.items() if k != "input")
     assert len(ShardedCorpus(out / "train")) == counts["kept_train"]
     assert manifest["train"]["shards"] == -(-counts["kept_train"] // 50)
@@ -140,7 +141,7 @@ def test_cli_prep(shared_data, tmp_path, capsys):
 def test_cli_malformed_fasta_exits_2(tmp_path, capsys):
     bad = tmp_path / "bad.fasta"
     bad.write_text(">ok\nACGU\n>empty\n>x\nACGU\n")
-    assert main(["prep", str(bad), "--out", str(tmp_path / "out"), "--no-progress"]) == 2
+    assert main(["prep", str(bad), "--out", str(tmp_path / "out"), "progress=false"]) == 2
     err = capsys.readouterr().err
     assert str(bad) in err and "line 3" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()

@@ -1,5 +1,6 @@
 """`omnigenome prep` at scale: config, long-sequence windows, JSON-lines transcripts, cd-hit-est near-duplicates."""
 import itertools
+import re
 import json
 import shutil
 
@@ -8,9 +9,9 @@ import pytest
 from omnigenome.cli import main
 from omnigenome.data.dedup import CdHitMissing, cdhit_word_size, parse_clstr, sequence_digest
 from omnigenome.data.fasta import FastaError, read_fasta, read_regions_jsonl, read_sequences
-from omnigenome.data.prep import (COUNT_KEYS, WINDOW_KEYS, PrepConfig, WindowConfig, load_config, prepare_corpus,
-                                  window_id, windows)
-from omnigenome.data.prep_cluster import group_units
+from omnigenome.data.prep import load_config, prepare_corpus
+from omnigenome.data.prep_stages import COUNT_KEYS, WINDOW_KEYS, window_id, windows
+from omnigenome.data.prep_executor import group_units
 from omnigenome.data.shards import ShardedCorpus
 from omnigenome.tokenizer import OmniGenomeTokenizer
 
@@ -19,17 +20,24 @@ has_cdhit = shutil.which("cd-hit-est") is not None
 
 
 def kept(out):
-    return [r for split in ("train", "val") for r in ShardedCorpus(out / split)]
+    return [r for split in ("train", "valid") for r in ShardedCorpus(out / split)]
 
 
-def test_config_defaults_match_the_schema():
+def test_config_and_its_checks():
     cfg = load_config()
-    assert cfg == PrepConfig()  # conf/prep/default.yaml states every default of the schema
+    assert (cfg.min_length, cfg.max_length, cfg.long_policy, cfg.fold.workers) == (50, 1022, "drop", None)
     cfg = load_config("default", ["long_policy=window", "near_dup.identity=0.95", "fold.workers=3"])
     assert (cfg.long_policy, cfg.near_dup.identity, cfg.fold.workers) == ("window", 0.95, 3)
     assert load_config("slurm").executor.name == "slurm"
-    with pytest.raises(ValueError, match="no_such_key"):
+    with pytest.raises(ValueError, match=r"unknown setting 'no_such_key' in prep/default \(valid keys there: inputs, "):
         load_config("default", ["no_such_key=1"])
+    with pytest.raises(ValueError, match=r"unknown setting 'near_dup.identiti' .*valid keys there: enabled, identity"):
+        load_config("default", ["near_dup.identiti=0.9"])
+    for bad, message in [("min_length=abc", "min_length='abc': must be an integer >= 1"),
+                         ("long_policy=cut", "long_policy='cut': must be drop or window"),
+                         ("valid_fraction=1.5", "valid_fraction=1.5: must be a number in [0, 1)")]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            load_config("default", [bad])
 
 
 @pytest.mark.parametrize("length, size, overlap", [(10, 10, 2), (11, 10, 2), (25, 10, 2), (26, 10, 0), (1000, 300, 50)])
@@ -71,8 +79,8 @@ def test_long_windows_and_counts(shared_data, tmp_path):
     a.write_text("".join(f">{r.id}\n{r.sequence}\n" for r in records))
     b.write_text("".join(f">{r.id}\n{r.sequence}\n" for r in copies))  # their first window repeats
     out = tmp_path / "out"
-    manifest = prepare_corpus([a, b], out, max_length=120, long_policy="window", window=WindowConfig(overlap=40),
-                              workers=2, progress=False, val_fraction=0.5)
+    manifest = prepare_corpus([a, b], out, max_length=120, long_policy="window", window={"overlap": 40},
+                              workers=2, progress=False, valid_fraction=0.5)
     counts, wins = manifest["counts"], manifest["windows"]
     assert set(counts) == set(COUNT_KEYS) and set(wins) == set(WINDOW_KEYS)
     assert counts["input"] == 15 == counts["windowed"] and counts["too_long"] == 0
@@ -84,16 +92,16 @@ def test_long_windows_and_counts(shared_data, tmp_path):
             expected.setdefault(s[start:end], window_id(r.id, start, end))  # first occurrence wins
     assert {r.sequence: r.id for r in kept(out)} == expected
     assert wins["made"] == made and wins["duplicate"] == made - len(expected) >= 3
-    assert wins["made"] == wins["kept_train"] + wins["kept_val"] + wins["duplicate"] + wins["near_duplicate"]
+    assert wins["made"] == wins["kept_train"] + wins["kept_valid"] + wins["duplicate"] + wins["near_duplicate"]
     # All windows of a record are in one split (overlapping windows on both sides would leak).
-    parents = [{r.id.rsplit("/w", 1)[0] for r in ShardedCorpus(out / split)} for split in ("train", "val")]
+    parents = [{r.id.rsplit("/w", 1)[0] for r in ShardedCorpus(out / split)} for split in ("train", "valid")]
     assert parents[0] and parents[1] and not parents[0] & parents[1]
 
 
 def test_cli_settings_as_overrides(shared_data, tmp_path, capsys):
     src = shared_data / "rna_fasta" / "RF00005.fasta"
     out = tmp_path / "out"
-    code = main(["prep", str(src), "--out", str(out), "--no-progress", "max_length=60", "min_length=40",
+    code = main(["prep", str(src), "--out", str(out), "progress=false", "max_length=60", "min_length=40",
                  "long_policy=window", "window.overlap=20", "fold.workers=2", "records_per_shard=300"])
     assert code == 0, capsys.readouterr().err
     manifest = json.loads((out / "manifest.json").read_text())
@@ -150,7 +158,8 @@ def test_missing_cdhit_fails_early_with_package_name(shared_data, tmp_path, caps
     with pytest.raises(CdHitMissing, match="cd-hit"):
         cfg = load_config("default", ["near_dup.enabled=true", "near_dup.program=no-such-cd-hit-est"])
         prepare_corpus([src], tmp_path / "o", cfg, progress=False)
-    code = main(["prep", str(src), "--out", str(tmp_path / "o"), "--near-dup", "0.9", "near_dup.program=no-such"])
+    code = main(["prep", str(src), "--out", str(tmp_path / "o"), "near_dup.enabled=true", "near_dup.identity=0.9",
+                 "near_dup.program=no-such"])
     assert code == 2 and "apt-get install cd-hit" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
@@ -175,7 +184,7 @@ def test_near_duplicates_removed_with_cdhit(shared_data, tmp_path):
     assert c["input"] == 205 and c["near_duplicate"] >= 5
     assert c["input"] == sum(v for k, v in c.items() if k != "input")
     sequences = {r.sequence for r in kept(out)}
-    assert len(sequences) == c["kept_train"] + c["kept_val"]
+    assert len(sequences) == c["kept_train"] + c["kept_valid"]
     assert not sequences & set(planted)  # every planted copy is a near-duplicate ...
     # ... of a kept cluster representative: removing them did not remove the whole cluster.
     assert manifest["settings"]["near_dup_identity"] == 0.9
@@ -197,7 +206,7 @@ def test_slurm_executor_settings(tmp_path, monkeypatch):
     (bin_dir / "srun").write_text("#!/bin/sh\nexit 1\n")
     (bin_dir / "srun").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{__import__('os').environ['PATH']}")
-    from omnigenome.data.prep_cluster import make_executor
+    from omnigenome.data.prep_executor import make_executor
 
     cfg = load_config("slurm", ["executor.slurm.partition=cpu", "+executor.slurm.additional_parameters.account=proj"])
     script = make_executor(cfg, tmp_path)._executor._make_submission_file_text("python -m x", "0")

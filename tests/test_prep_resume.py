@@ -26,13 +26,13 @@ def inputs(shared_data):
 @pytest.fixture(scope="module")
 def clean_run(inputs, tmp_path_factory):
     out = tmp_path_factory.mktemp("clean") / "corpus"
-    prepare_corpus(inputs, out, records_per_shard=60, workers=2, val_fraction=0.05, progress=False)
+    prepare_corpus(inputs, out, records_per_shard=60, workers=2, valid_fraction=0.05, progress=False)
     return out
 
 
 def prep_command(inputs, out, workers):
     return [sys.executable, "-m", "omnigenome.cli", "prep", *map(str, inputs), "--out", str(out),
-            "--records-per-shard", "60", "--workers", str(workers), "--val-fraction", "0.05", "--no-progress"]
+            "records_per_shard=60", f"fold.workers={workers}", "valid_fraction=0.05", "progress=false"]
 
 
 def test_kill_and_rerun_gives_identical_output(inputs, clean_run, tmp_path):
@@ -68,7 +68,7 @@ def test_submitit_local_job_array_matches(inputs, clean_run, tmp_path):
     """executor.name=local runs the SLURM code path (a submitit job array + merge) with local processes."""
     out = tmp_path / "corpus"
     cfg = load_config("default", ["executor.name=local", "executor.tasks=2", "fold.workers=1", "progress=false",
-                                  "records_per_shard=60", "val_fraction=0.05"])
+                                  "records_per_shard=60", "valid_fraction=0.05"])
     manifest = prepare_corpus(inputs, out, cfg)
     assert tree(out) == tree(clean_run)
     assert manifest["train"]["shards"] > 2

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import RNA
 
-from omnigenome.data.benchmarks import load_ssp_split, read_structure_jsonl, ssp_dir
+from omnigenome.data.benchmarks import load_split, task_config
 from omnigenome.metrics import base_pair_scores, structure_scores, token_classification_scores
 from omnigenome.ssp.decode import decode, decode_argmax, decode_valid
 from omnigenome.ssp.zero_shot import format_table, score_split
@@ -158,15 +158,20 @@ def test_structure_scores_average_base_pairs_per_sequence():
 
 
 # --- loaders --------------------------------------------------------------------------------------
+def ssp_split(name, split, benchmark_dir, limit=None):
+    return load_split(task_config(f"rgb/ssp_{name}", benchmark_dir=benchmark_dir), split, limit=limit)
+
+
 @pytest.mark.parametrize("dataset", ["archive2", "bprna"])
 def test_rgb_loaders_read_the_public_files(shared_data, dataset):
-    records = load_ssp_split(dataset, "test", benchmark_root=shared_data, limit=20)
+    records = ssp_split(dataset, "test", shared_data, limit=20)
     assert len(records) == 20
     for r in records:
-        assert len(r.sequence) == len(r.structure) > 0
+        assert len(r.sequence) == len(r.structure) == len(r.label) > 0
+        assert to_labels(r.structure) == r.label.tolist()
         pair_table(r.structure)
     assert records[0].id == "test.json:1"
-    assert len(load_ssp_split(dataset, "valid", ssp_dir(dataset, shared_data))) in (285, 1300)
+    assert len(ssp_split(dataset, "valid", shared_data)) in (285, 1300)
 
 
 def write_jsonl(path, rows):
@@ -174,20 +179,20 @@ def write_jsonl(path, rows):
 
 
 def test_rnastralign_loader_reads_the_same_format(tmp_path):
-    folder = tmp_path / "rgb" / "RNA-SSP-RNAStralign"
+    folder = tmp_path / "rgb" / "RNA-SSP-rnastralign"  # as RGB publishes it
     folder.mkdir(parents=True)
     write_jsonl(folder / "test.json", [{"seq": "GGGAAACCC", "label": "(((...)))"}, "",
                                        {"seq": "acgun", "label": "....."}])
-    records = load_ssp_split("rnastralign", "test", benchmark_root=tmp_path)
+    records = ssp_split("rnastralign", "test", tmp_path)
     assert [(r.id, r.sequence, r.structure) for r in records] == [
         ("test.json:1", "GGGAAACCC", "(((...)))"), ("test.json:3", "acgun", ".....")]
 
 
 def test_missing_data_says_what_to_download(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"RNA-SSP-RNAStralign.*OMNIGENOME_BENCHMARK_DATA"):
-        load_ssp_split("rnastralign", "test", benchmark_root=tmp_path)
-    with pytest.raises(ValueError, match="unknown structure data set"):
-        load_ssp_split("rfam", "test", benchmark_root=tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"RNA-SSP-rnastralign.*OMNIGENOME_BENCHMARK_DATA"):
+        ssp_split("rnastralign", "test", tmp_path)
+    with pytest.raises(ValueError, match="unknown task 'rgb/ssp_rfam'"):
+        ssp_split("rfam", "test", tmp_path)
 
 
 @pytest.mark.parametrize("bad,message", [
@@ -195,19 +200,20 @@ def test_missing_data_says_what_to_download(tmp_path):
     ({"seq": "ACGXU", "label": "....."}, "invalid nucleotide 'X' at position 4"),
     ({"seq": "ACGU", "label": "..."}, "label length 3 differs from sequence length 4"),
     ({"seq": "GGGAAACC", "label": "(((...))"}, "unbalanced"),
-    ({"sequence": "ACGU"}, "string fields 'seq' and 'label'"),
+    ({"sequence": "ACGU"}, "missing field 'seq'"),
     ("{not json", "not valid JSON"),
 ])
 def test_bad_records_name_file_and_line(tmp_path, bad, message):
-    path = tmp_path / "test.json"
-    write_jsonl(path, [{"seq": "ACGU", "label": "...."}, bad])
+    folder = tmp_path / "rgb" / "RNA-SSP-Archive2"
+    folder.mkdir(parents=True)
+    write_jsonl(folder / "test.json", [{"seq": "ACGU", "label": "...."}, bad])
     with pytest.raises(ValueError, match=f"test.json, line 2: .*{message}"):
-        read_structure_jsonl(path)
+        ssp_split("archive2", "test", tmp_path)
 
 
 # --- ViennaRNA baseline ---------------------------------------------------------------------------
 def test_score_split_vienna_rows_and_cache(shared_data, tmp_path):
-    records = load_ssp_split("archive2", "test", benchmark_root=shared_data, limit=20)
+    records = ssp_split("archive2", "test", shared_data, limit=20)
     rows = score_split(records, vienna=True, workers=1, cache_dir=tmp_path)
     (name, scores), = rows.items()
     assert name.startswith("ViennaRNA") and scores["num_sequences"] == 20
@@ -222,7 +228,7 @@ def test_score_split_vienna_rows_and_cache(shared_data, tmp_path):
 @pytest.mark.parametrize("dataset,macro_f1,bp_f1", [("archive2", 0.759, 0.648), ("bprna", 0.651, 0.492)])
 def test_vienna_reproduces_the_reference_numbers(shared_data, dataset, macro_f1, bp_f1):
     """The published reference points (docs): ViennaRNA 2.8.0 MFE on the full test splits."""
-    records = load_ssp_split(dataset, "test", benchmark_root=shared_data)
+    records = ssp_split(dataset, "test", shared_data)
     (scores,) = score_split(records, vienna=True, workers=2).values()
     # the reference gives 3 decimals (bpRNA base-pair F1 measures 0.49149 here)
     assert scores["macro_f1"] == pytest.approx(macro_f1, abs=6e-4)

@@ -1,7 +1,7 @@
 """Stage 2 of `omnigenome prep` on a submitit executor: a SLURM job array, or local processes for tests.
 
 The plan's pending work units are split into `executor.tasks` groups of about equal folding cost;
-each array task runs `omnigenome.data.prep.fold_units` on its group with the fold_many process pool
+each array task runs `omnigenome.data.prep_stages.fold_units` on its group with the fold_many process pool
 on all CPUs of its node. Tasks share nothing but the output directory (a shared file system on a
 cluster): every unit writes its own shard and result file atomically, so a failed or preempted task
 is repaired by rerunning the same command, which submits only the units still missing.
@@ -12,7 +12,7 @@ import heapq
 import os
 from pathlib import Path
 
-from omnigenome.data.prep import WORK, PrepConfig, fold_units
+from omnigenome.data.prep_stages import WORK, fold_units
 
 
 def group_units(units: list[dict], tasks: int) -> list[list[str]]:
@@ -31,9 +31,10 @@ def group_units(units: list[dict], tasks: int) -> list[list[str]]:
     return [[units[i]["name"] for i in sorted(g)] for g in groups if g]
 
 
-def make_executor(cfg: PrepConfig, out_dir: Path):
+def make_executor(cfg, out_dir: Path):
     """A submitit executor for cfg.executor: LocalExecutor (name=local) or SLURM (name=slurm)."""
-    import submitit
+    from omnigenome.extras import require
+    submitit = require("submitit")
 
     ex = cfg.executor
     folder = Path(ex.folder) if ex.folder else out_dir / WORK / "submitit"
@@ -55,7 +56,7 @@ def make_executor(cfg: PrepConfig, out_dir: Path):
     return executor
 
 
-def fold_on_executor(out_dir: str | os.PathLike, plan: dict, todo: list[str], cfg: PrepConfig) -> bool:
+def fold_on_executor(out_dir: str | os.PathLike, plan: dict, todo: list[str], cfg) -> bool:
     """Submit the pending units `todo` as one job array; True once all tasks finished (wait=true).
 
     Raises RuntimeError naming the failed tasks and their logs; their units stay pending and a

@@ -33,7 +33,7 @@ _WOBBLE = {"G": "U", "U": "G"}  # 5' base -> 3' partner of a GU / UG wobble pair
 _TETRALOOPS = ("GAAA", "GCAA", "GAGA", "GUGA", "UUCG", "UACG")
 
 # Length distribution: log-normal, median 120 nt, truncated to 40..400 by redrawing.
-_MEDIAN_LENGTH, _LOG_SIGMA, _MIN_LENGTH, _MAX_LENGTH = 120, 0.55, 40, 400
+_MEDIAN_LENGTH, _LOG_SIGMA, _MIN_LENGTH, MAX_LENGTH = 120, 0.55, 40, 400
 # Dinucleotide weights applied on top of the base composition (row: previous base, column: next):
 # CpG and UpA are depleted in plant transcripts; a mild bonus on repeats gives A/U runs as in UTRs.
 _DINUCLEOTIDE = np.array([
@@ -50,7 +50,7 @@ def _lengths(rng: np.random.Generator, n: int) -> np.ndarray:
     out = np.empty(0, dtype=np.int64)
     while out.size < n:
         draw = np.rint(np.exp(rng.normal(np.log(_MEDIAN_LENGTH), _LOG_SIGMA, size=2 * n))).astype(np.int64)
-        out = np.concatenate([out, draw[(draw >= _MIN_LENGTH) & (draw <= _MAX_LENGTH)]])
+        out = np.concatenate([out, draw[(draw >= _MIN_LENGTH) & (draw <= MAX_LENGTH)]])
     return out[:n]
 
 
@@ -120,43 +120,43 @@ def generate_sequence(rng: np.random.Generator, length: int) -> str:
     return "".join(parts)
 
 
-def _corpus_name(num_records: int, val_fraction: float, seed: int) -> str:
-    return f"sample-v{GENERATOR_VERSION}-n{num_records}-val{val_fraction:g}-seed{seed}"
+def _corpus_name(num_records: int, valid_fraction: float, seed: int) -> str:
+    return f"sample-v{GENERATOR_VERSION}-n{num_records}-valid{valid_fraction:g}-seed{seed}"
 
 
 def _is_complete(root: Path) -> bool:
-    return (root / "train" / INDEX).is_file() and (root / "val" / INDEX).is_file()
+    return (root / "train" / INDEX).is_file() and (root / "valid" / INDEX).is_file()
 
 
-def build_sample_corpus(out_dir: str | os.PathLike, num_records: int = 3000, val_fraction: float = 0.05,
+def build_sample_corpus(out_dir: str | os.PathLike, num_records: int = 3000, valid_fraction: float = 0.05,
                         seed: int = 0, workers: int = 2, progress: bool = True) -> dict:
-    """Generate, fold and write the corpus into `out_dir` (train/, val/, info.json); returns info.
+    """Generate, fold and write the corpus into `out_dir` (train/, valid/, info.json); returns info.
 
     Deterministic: the same arguments give byte-identical files, whatever `workers` is.
     """
     if num_records < 2:
-        raise ValueError(f"num_records must be >= 2 (one train and one val record), got {num_records}")
-    if not 0 < val_fraction < 1:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+        raise ValueError(f"num_records must be >= 2 (one train and one valid record), got {num_records}")
+    if not 0 < valid_fraction < 1:
+        raise ValueError(f"valid_fraction must be in (0, 1), got {valid_fraction}")
     rng = np.random.default_rng(seed)
     sequences = [generate_sequence(rng, int(n)) for n in _lengths(rng, num_records)]
     structures = [s for s, _ in fold_many(sequences, workers=workers, progress=progress, desc="folding sample corpus")]
     ids = [f"sample-{i + 1:06d}" for i in range(num_records)]
 
-    num_val = min(num_records - 1, max(1, round(num_records * val_fraction)))
-    is_val = np.zeros(num_records, dtype=bool)
-    is_val[rng.choice(num_records, size=num_val, replace=False)] = True
+    num_valid = min(num_records - 1, max(1, round(num_records * valid_fraction)))
+    is_valid = np.zeros(num_records, dtype=bool)
+    is_valid[rng.choice(num_records, size=num_valid, replace=False)] = True
     out_dir = Path(out_dir)
     records = list(zip(ids, sequences, structures))
-    write_shards((r for r, v in zip(records, is_val) if not v), out_dir / "train")
-    write_shards((r for r, v in zip(records, is_val) if v), out_dir / "val")
+    write_shards((r for r, v in zip(records, is_valid) if not v), out_dir / "train")
+    write_shards((r for r, v in zip(records, is_valid) if v), out_dir / "valid")
 
     nucleotides = sum(map(len, sequences))
     gc = sum(s.count("G") + s.count("C") for s in sequences) / nucleotides
     paired = sum(len(t) - t.count(".") for t in structures) / nucleotides
     info = {
         "generator_version": GENERATOR_VERSION, "seed": seed, "num_records": num_records,
-        "val_fraction": val_fraction, "train_records": int((~is_val).sum()), "val_records": num_val,
+        "valid_fraction": valid_fraction, "train_records": int((~is_valid).sum()), "valid_records": num_valid,
         "nucleotides": nucleotides, "median_length": float(np.median([len(s) for s in sequences])),
         "gc_fraction": round(gc, 4), "paired_fraction": round(paired, 4),
         "structures": "ViennaRNA MFE (omnigenome.folding.fold)",
@@ -165,17 +165,17 @@ def build_sample_corpus(out_dir: str | os.PathLike, num_records: int = 3000, val
     return info
 
 
-def ensure_sample_corpus(cache_dir: str | os.PathLike, num_records: int = 3000, val_fraction: float = 0.05,
+def ensure_sample_corpus(cache_dir: str | os.PathLike, num_records: int = 3000, valid_fraction: float = 0.05,
                          seed: int = 0, workers: int = 2, progress: bool = True) -> Path:
-    """Directory holding the sample corpus (`train/`, `val/`), generated on first use and cached.
+    """Directory holding the sample corpus (`train/`, `valid/`), generated on first use and cached.
 
-    The directory is `cache_dir/sample-v<generator>-n<num_records>-val<val_fraction>-seed<seed>`.
+    The directory is `cache_dir/sample-v<generator>-n<num_records>-valid<valid_fraction>-seed<seed>`.
     Safe to call from several processes at once (DDP ranks): each builds in its own temp
     directory and renames it into place; a process that finds the corpus already there keeps
     that one and deletes its own.
     """
     cache_dir = Path(cache_dir)
-    target = cache_dir / _corpus_name(num_records, val_fraction, seed)
+    target = cache_dir / _corpus_name(num_records, valid_fraction, seed)
     if _is_complete(target):
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -183,7 +183,7 @@ def ensure_sample_corpus(cache_dir: str | os.PathLike, num_records: int = 3000, 
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=cache_dir))
     os.chmod(tmp, 0o755)  # mkdtemp makes it private; the cache is an ordinary directory
     try:
-        build_sample_corpus(tmp, num_records, val_fraction, seed, workers, progress)
+        build_sample_corpus(tmp, num_records, valid_fraction, seed, workers, progress)
         try:
             os.rename(tmp, target)  # atomic; fails if another process got there first
         except OSError:

@@ -38,10 +38,11 @@ class TokenBudgetBatchSampler:
     position_fn: optional callable returning (epoch, offset); when set, each iteration starts with
         that epoch's batch `offset` (resuming mid-epoch from the optimizer step count) instead of
         epoch `self.epoch` from 0.
+    padded: a batch costs (its records) x (its largest cost), as a padded batch does; else the sum.
     """
 
     def __init__(self, costs, max_tokens: int, shuffle: bool = True, seed: int = 0, rank: int = 0,
-                 world_size: int = 1):
+                 world_size: int = 1, padded: bool = False):
         costs = np.asarray(costs, dtype=np.int64)
         if costs.ndim != 1:
             raise ValueError(f"costs must be one-dimensional, got shape {costs.shape}")
@@ -60,7 +61,7 @@ class TokenBudgetBatchSampler:
                 f"when preparing the corpus (omnigenome prep --max-length)")
         self.costs = costs
         self.max_tokens = int(max_tokens)
-        self.shuffle, self.seed = shuffle, int(seed)
+        self.shuffle, self.seed, self.padded = shuffle, int(seed), padded
         self.rank, self.world_size = int(rank), int(world_size)
         self.epoch = 0
         self.position_fn: Callable[[], tuple[int, int]] | None = None
@@ -78,7 +79,9 @@ class TokenBudgetBatchSampler:
         current: list[int] = []
         total = 0
         for i, cost in zip(order.tolist(), self.costs[order].tolist()):
-            if current and total + cost > self.max_tokens:
+            # in ascending order of cost, the record added is the largest of a padded batch
+            full = (len(current) + 1) * cost > self.max_tokens if self.padded else total + cost > self.max_tokens
+            if current and full:
                 batches.append(tuple(current))
                 current, total = [], 0
             current.append(i)

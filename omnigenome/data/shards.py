@@ -183,7 +183,7 @@ class ShardedCorpus:
         if not index_path.is_file():
             raise FileNotFoundError(
                 f"no corpus at {self.path}: {INDEX} is missing. Create one from FASTA files with "
-                f"`omnigenome prep INPUT.fasta... --out DIR` (then use DIR/train or DIR/val).")
+                f"`omnigenome prep INPUT.fasta... --out DIR` (then use DIR/train or DIR/valid).")
         self.index = json.loads(index_path.read_text())
         if self.index.get("format") != FORMAT or self.index.get("version") != VERSION:
             raise ValueError(f"{index_path}: not an {FORMAT} version {VERSION} index "
