@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from omnigenome import OmniGenomeConfig, OmniGenomeModel  # noqa: E402
 from omnigenome.model.hub import config_to_hf  # noqa: E402
-from omnigenome.tokenizer import EOS_ID, CLS_ID, MASK_ID, PAD_ID, OmniGenomeTokenizer  # noqa: E402
+from omnigenome.tokenizer import MASK_ID, PAD_ID, OmniGenomeTokenizer  # noqa: E402
 
 CONFIGS = {
     "tiny": OmniGenomeConfig(hidden_size=128, num_layers=4, num_heads=8, ffn_size=512),

@@ -1,11 +1,13 @@
 """The `omnigenome` command line.
 
-    omnigenome prep INPUT.fasta[.gz]... --out DIR    FASTA -> folded, sharded train/val corpus
-    omnigenome fold SEQ... | --input FASTA          secondary structures (model or ViennaRNA), SVG plots
-    omnigenome design --structure DB | --targets FILE  sequences that fold into target structures
+    omnigenome prep INPUT.fasta[.gz]... --out DIR [key=value ...]   FASTA -> folded, sharded train/valid corpus
+    omnigenome fold SEQ... | --input FASTA                          secondary structures (model or ViennaRNA)
+    omnigenome design --structure DB | --targets FILE [key=value]   sequences that fold into target structures
 
-Each subcommand is a `_add_<name>` function that declares its arguments and a `_run_<name>`
-function that does the work; more subcommands (fold, design) plug in the same way.
+Each subcommand is a `_add_<name>` function that declares its arguments and a `_run_<name>` function that
+does the work. Settings are `key=value` overrides of the command's config in conf/ (prep: conf/prep/,
+design: conf/design/); files and switches are options. Nothing heavy is imported before a command runs,
+so `omnigenome --help` answers at once.
 """
 from __future__ import annotations
 
@@ -15,11 +17,15 @@ import sys
 from typing import Sequence
 
 
-def _available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))  # respects taskset / cgroup CPU pinning
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+def _split_settings(items: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(positional arguments, `key=value` settings): an argument with `=` that is not an existing file is a
+    setting (`+key=value` and `~key` too)."""
+    positional, settings = [], []
+    for item in items:
+        key = item.split("=", 1)[0].lstrip("+~")
+        is_setting = ("=" in item or item.startswith("~")) and key.replace(".", "").replace("_", "").isalnum()
+        (settings if is_setting and not os.path.exists(item) else positional).append(item)
+    return positional, settings
 
 
 class _IntermixedParser(argparse.ArgumentParser):
@@ -42,55 +48,22 @@ def _add_prep(subparsers) -> None:
         "prep", help="build a pretraining corpus from FASTA files",
         description="Normalise (RNA alphabet, upper case), filter by length, drop or window long sequences, "
                     "de-duplicate exactly and (with cd-hit-est) near-duplicates, fold with ViennaRNA, split "
-                    "train/val by a hash of the sequence, and write DIR/train, DIR/val and DIR/manifest.json. "
-                    "Defaults come from conf/prep/<config>.yaml; change any setting there with key=value "
-                    "arguments (e.g. long_policy=window near_dup.enabled=true executor.name=slurm). "
+                    "train/valid by a hash of the sequence, and write DIR/train, DIR/valid and DIR/manifest.json. "
+                    "Settings come from conf/prep/<config>.yaml; change any of them with key=value arguments "
+                    "(e.g. long_policy=window near_dup.enabled=true fold.workers=8 executor.name=slurm). "
                     "An interrupted run finishes when the same command is run again.")
     p.add_argument("inputs", nargs="*", metavar="INPUT",
                    help="FASTA / FASTA.gz files or JSON lines of transcript regions, and key=value settings")
     p.add_argument("--out", metavar="DIR", help="output directory (or out=DIR)")
     p.add_argument("--config", default="default", metavar="NAME", help="conf/prep/NAME.yaml (default: default)")
-    p.add_argument("--min-length", type=int, help="drop sequences shorter than this (nt; config: 50)")
-    p.add_argument("--max-length", type=int,
-                   help="longest sequence kept whole (nt; config: 1022 = 1024 positions - <cls> - <eos>)")
-    p.add_argument("--long-policy", choices=("drop", "window"), help="longer sequences: drop or cut into windows")
-    p.add_argument("--near-dup", type=float, metavar="IDENTITY",
-                   help="remove near-duplicates with cd-hit-est at this identity (e.g. 0.9)")
-    p.add_argument("--records-per-shard", type=int, help="config: 100000")
-    p.add_argument("--workers", type=int, help="folding processes (config: all available cores)")
-    p.add_argument("--val-fraction", type=float, help="share of sequences for validation (config: 0.01)")
-    p.add_argument("--seed", type=int, help="seed of the train/val split hash (config: 0)")
-    p.add_argument("--executor", choices=("none", "local", "slurm"),
-                   help="none: fold here; local / slurm: a submitit job array")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=_run_prep)
     p.__class__ = _IntermixedParser
 
 
-def _prep_overrides(args: argparse.Namespace) -> tuple[list[str], list[str]]:
-    """(input files, Hydra-style overrides): a positional `key=value` that is not a file is a setting."""
-    inputs, overrides = [], []
-    for item in args.inputs:
-        key = item.split("=", 1)[0]
-        if "=" in item and not os.path.exists(item) and key.replace(".", "").replace("_", "").isalnum():
-            overrides.append(item)
-        else:
-            inputs.append(item)
-    flags = {"min_length": args.min_length, "max_length": args.max_length, "long_policy": args.long_policy,
-             "records_per_shard": args.records_per_shard, "fold.workers": args.workers,
-             "val_fraction": args.val_fraction, "seed": args.seed, "executor.name": args.executor}
-    overrides += [f"{k}={v}" for k, v in flags.items() if v is not None]
-    if args.near_dup is not None:
-        overrides += ["near_dup.enabled=true", f"near_dup.identity={args.near_dup}"]
-    if args.no_progress:
-        overrides.append("progress=false")
-    return inputs, overrides
-
-
 def _run_prep(args: argparse.Namespace) -> int:
-    from omnigenome.data.prep import format_summary, load_config, run_prep
+    from omnigenome.data.prep import format_summary, kept, load_config, progress, run_prep
 
-    inputs, overrides = _prep_overrides(args)
+    inputs, overrides = _split_settings(args.inputs)
     cfg = load_config(args.config, overrides)
     inputs = inputs or list(cfg.inputs)
     out = args.out or cfg.out
@@ -103,6 +76,11 @@ def _run_prep(args: argparse.Namespace) -> int:
     except RuntimeError as e:  # units not folded (a failed array task): rerunning finishes them
         print(f"omnigenome prep: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        done = progress(out)
+        state = f"{done[0]} of {done[1]} work units folded" if done else "nothing folded yet"
+        print(f"\nomnigenome prep: interrupted ({state}); run the same command again to continue", file=sys.stderr)
+        return 130
     if manifest is None:
         return 0
     print(format_summary(manifest))
@@ -111,7 +89,14 @@ def _run_prep(args: argparse.Namespace) -> int:
         print(f"{len(invalid)} invalid record(s) skipped, for example:")
         for item in invalid[:5]:
             print(f"  {item['file']}, line {item['line']}: {item['reason']}")
-    print(f"wrote {out}/train, {out}/val and {out}/manifest.json")
+    print(f"wrote {out}/train, {out}/valid and {out}/manifest.json")
+    if not kept(manifest):
+        counts = manifest["counts"]
+        why = ("the input holds no records" if not counts["input"] else
+               ", ".join(f"{counts[k]} {k.replace('_', ' ')}" for k in ("invalid", "too_short", "too_long", "duplicate",
+                                                                          "near_duplicate") if counts[k]))
+        print(f"omnigenome prep: error: no record kept ({why}); the corpus in {out} is empty", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -146,36 +131,51 @@ def _svg_name(record_id: str, used: set[str]) -> str:
     return name
 
 
-def _run_fold(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from omnigenome.tokenizer import OmniGenomeTokenizer
-
+def _read_records(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """(id, sequence) of the SEQ arguments (seq1, seq2, ...) and of --input; an empty file says so."""
     records = [(f"seq{i + 1}", s) for i, s in enumerate(args.sequences)]
     if args.input:
         from omnigenome.data.fasta import read_fasta
-        records += [(r.id, r.sequence) for r in read_fasta(args.input)]
+        from_file = [(r.id, r.sequence) for r in read_fasta(args.input)]
+        if not from_file:
+            raise ValueError(f"{args.input}: the file holds no sequence (it is empty)")
+        records += from_file
     if not records:
         raise ValueError("no sequences: give SEQ arguments or --input FASTA")
+    return records
+
+
+def _run_fold(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from omnigenome.tokenizer import check_nucleotides
+    from omnigenome.utils import available_cores
+
+    records = _read_records(args)
     if args.engine == "model" and not args.ckpt:
         raise ValueError("--engine model needs --ckpt PATH (or use --engine vienna)")
     if args.engine == "vienna" and args.ckpt:
         raise ValueError("--ckpt is for --engine model; ViennaRNA needs no checkpoint")
-    checker = OmniGenomeTokenizer(alphabet=None)  # one definition of a valid sequence for both engines
-    for rid, sequence in records:
-        checker.normalize(sequence, record=rid)
+    for rid, sequence in records:  # one definition of a valid sequence for both engines
+        check_nucleotides(sequence, rid)
 
     sequences = [s for _, s in records]
     if args.engine == "vienna":
         from omnigenome.folding import fold_many
-        folded = fold_many(sequences, workers=min(_available_cores(), len(sequences)))
+        folded = fold_many(sequences, workers=min(available_cores(), len(sequences)))
         structures = [s for s, _ in folded]
         notes = [f" ({energy:.2f})" for _, energy in folded]
     else:
+        from omnigenome.model.loading import load_model
         from omnigenome.ssp.decode import decode
         from omnigenome.ssp.predict import structure_probabilities
-        from omnigenome.training.run import load_model
-        probs = structure_probabilities(load_model(args.ckpt), sequences)
+        model = load_model(args.ckpt)
+        limit = model.config.max_nucleotides
+        for rid, sequence in records:
+            if len(sequence) > limit:
+                raise ValueError(f"record {rid!r}: {len(sequence)} nt is longer than the {limit} nt the model "
+                                 f"reads; fold it with --engine vienna (no length limit)")
+        probs = structure_probabilities(model, sequences, ids=[rid for rid, _ in records])
         structures = [decode(p, args.decode, s, min_loop=args.min_loop, canonical_only=args.canonical)
                       for p, s in zip(probs, sequences)]
         notes = [""] * len(structures)
@@ -208,7 +208,10 @@ def _add_design(subparsers) -> None:
                     "target exactly. Prints, per target, the target, the designed sequence and whether it folds "
                     "into the target (with --json: one JSON object per line). The budget is CPU time of the "
                     "process designing the target (time.process_time), so results do not depend on machine "
-                    "load; a design stops as soon as it is solved. All targets are checked before any work starts.")
+                    "load; a design stops as soon as it is solved. All targets are checked before any work starts. "
+                    "The method's settings come from conf/design/<method>.yaml; change them with key=value "
+                    "arguments (e.g. trajectories=1).")
+    p.add_argument("settings", nargs="*", metavar="KEY=VALUE", help="settings of the method (conf/design/)")
     p.add_argument("--structure", action="append", default=[], metavar="DOT_BRACKET",
                    help="a target structure (repeat for several)")
     p.add_argument("--targets", metavar="FILE",
@@ -224,17 +227,19 @@ def _add_design(subparsers) -> None:
                                                     "head proposes nucleotides (optional)")
     p.add_argument("--json", action="store_true",
                    help="one JSON object per target: structure, sequence, solved, seconds, ...")
-    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="settings",
-                   help="change a number of the method (repeatable), e.g. --set trajectories=1; the names are "
-                        "the fields of LocalSearchSettings (local) or GASettings (ga)")
     p.set_defaults(run=_run_design)
+    p.__class__ = _IntermixedParser
 
 
 def _run_design(args: argparse.Namespace) -> int:
     import json
 
-    from omnigenome.design import Target, design_many, parse_settings, read_targets, validate_target
+    from omnigenome.design import Target, design_many, load_settings, read_targets, validate_target
 
+    extra, overrides = _split_settings(args.settings)
+    if extra:
+        raise ValueError(f"unexpected argument(s) {' '.join(extra)}: settings are key=value (conf/design/{args.method}.yaml)")
+    settings = load_settings(args.method, overrides)
     targets = [Target(str(i + 1), validate_target(s, f"--structure {i + 1}")) for i, s in enumerate(args.structure)]
     if args.targets:
         targets += read_targets(args.targets)
@@ -244,7 +249,6 @@ def _run_design(args: argparse.Namespace) -> int:
         raise ValueError(f"--budget-seconds must be positive, got {args.budget_seconds}")
     if args.model and args.method == "rnainverse":
         raise ValueError("--model is for --method local or ga; rnainverse uses no model")
-    settings = parse_settings(args.method, args.settings)
     solved = 0
     for r in design_many(targets, args.method, args.budget_seconds, args.seed, args.model, args.workers, settings):
         solved += r.solved
@@ -275,14 +279,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     values) are printed to stderr as one line, without a traceback. argparse usage errors exit
     with status 2 through SystemExit, as usual.
     """
-    from omnigenome.data.fasta import FastaError
+    from omnigenome.extras import MissingExtra
 
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (FastaError, FileExistsError, FileNotFoundError, ValueError) as e:
+    except (FileExistsError, FileNotFoundError, ValueError, MissingExtra) as e:  # FastaError, SettingsError too
         print(f"omnigenome {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"\nomnigenome {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

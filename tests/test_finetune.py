@@ -8,26 +8,31 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
 
 from conftest import ROOT
 from omnigenome import OmniGenomeModel
+from omnigenome.constants import IGNORE_INDEX
+from omnigenome.data.benchmarks import load_split, task_config
+from omnigenome.data.readers import Example
+from omnigenome.finetune.baselines import constant_baseline, constant_prediction, vienna_baseline
 from omnigenome.finetune.datamodule import FinetuneDataModule, collate, encode_examples
-from omnigenome.finetune.evaluate import constant_baseline, constant_prediction, vienna_baseline
-from omnigenome.finetune.heads import IGNORE_INDEX, head_inputs, scored_items, task_loss
-from omnigenome.finetune.lora import LoRAQKV, merge_lora
-from omnigenome.finetune.module import FinetuneModule, load_finetuned, task_metrics
-from omnigenome.finetune.tasks import Example, load_split, task_config
+from omnigenome.finetune.module import FinetuneModule
 from omnigenome.folding import fold
+from omnigenome.metrics import task_metrics
 from omnigenome.model.attention import PackedLayout
+from omnigenome.model.backbones import OmniGenomeBackbone
+from omnigenome.model.heads import head_inputs, scored_items, task_loss
+from omnigenome.model.lora import LoRALinear, merge_lora
+from omnigenome.model.task import load_task_model
 from omnigenome.tokenizer import CLS_ID, EOS_ID, OmniGenomeTokenizer
 
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "experiments"))
 import evaluate as evaluate_script  # noqa: E402
-import run_suite  # noqa: E402
+run_suite = None  # rewritten below
 import train as train_script  # noqa: E402
 
 
@@ -36,11 +41,18 @@ def tiny_model(seed=0):
     return OmniGenomeModel(hidden_size=32, num_layers=2, num_heads=2, ffn_size=64)
 
 
+def tiny_backbone(seed=0):
+    return OmniGenomeBackbone(tiny_model(seed))
+
+
+TOKENIZER = tiny_backbone().tokenizer
+
+
 def synthetic_task(head, num_labels, metrics, monitor, mode="max"):
     return {"name": f"synthetic/{head}", "suite": "synthetic", "format": "gue_csv", "data_dir": "/nonexistent",
             "splits": {"train": "train", "valid": "valid", "test": "test"}, "head": head,
             "num_labels": num_labels, "class_weights": None, "metrics": metrics, "monitor": monitor,
-            "monitor_mode": mode, "max_length": 64, "alphabet": "U"}
+            "monitor_mode": mode, "max_length": 64}
 
 
 def synthetic_examples(head, n=8, seed=0):
@@ -79,12 +91,12 @@ def head_case(head, shared_data):
 
 
 def batch_of(task, examples, structures=None):
-    items, _ = encode_examples(examples, task, structures)
-    return collate(items, task["head"])
+    items, _ = encode_examples(examples, task, TOKENIZER, structures)
+    return collate(items, task["head"], TOKENIZER)
 
 
-def module_for(task, model=None, **kw):
-    return FinetuneModule(model or tiny_model(), task, head_dropout=0.0, **kw)
+def module_for(task, backbone=None, **kw):
+    return FinetuneModule(backbone or tiny_backbone(), task, head_dropout=0.0, **kw)
 
 
 def train_steps(module, batch, steps=8, lr=3e-3):
@@ -95,8 +107,8 @@ def train_steps(module, batch, steps=8, lr=3e-3):
         opt.zero_grad()
         loss.backward()
         if step == 0:
-            assert module.head.out.weight.grad.abs().sum() > 0
-            grads = [p.grad for p in module.model.parameters() if p.requires_grad]
+            assert module.model.head.out.weight.grad.abs().sum() > 0
+            grads = [p.grad for p in module.backbone.parameters() if p.requires_grad]
             assert all(g is not None for g in grads) and sum(g.abs().sum() for g in grads) > 0
         opt.step()
         losses.append(loss.item())
@@ -116,7 +128,7 @@ def test_each_head_learns_a_few_steps(head, shared_data):
     module.eval()
     with torch.no_grad():
         preds, targets = scored_items(head, module(batch), batch["labels"])
-    scores = task_metrics(task["metrics"], preds, targets, head, int(task["num_labels"]))
+    scores = task_metrics(task["metrics"], preds, targets, head, int(task["num_labels"]), probabilities=False)
     assert set(scores) == set(task["metrics"])
 
 
@@ -151,7 +163,8 @@ def test_only_scored_positions_count(shared_data):
     p1, t1 = scored_items("token_regression", logits, labels)
     p2, _ = scored_items("token_regression", moved, labels)
     assert p1.shape[0] == 68 * len(examples) and torch.equal(p1, p2)
-    assert task_metrics(task["metrics"], p1, t1, "token_regression", 3) == task_metrics(task["metrics"], p2, t1, "token_regression", 3)
+    assert task_metrics(task["metrics"], p1, t1, "token_regression", 3) == task_metrics(task["metrics"], p2, t1,
+                                                                                         "token_regression", 3)
     # token classification: positions labelled -100 (SNMR: unmutated bases) are ignored alike
     snmr, ex = real("rgb/snmr", "test", 4)
     b = batch_of(snmr, ex)
@@ -165,24 +178,26 @@ def test_only_scored_positions_count(shared_data):
 def test_lora_trains_only_adapters_and_head_and_starts_at_the_base_model(shared_data):
     task, examples = real("rgb/ssp_archive2", "train", 4)
     batch = batch_of(task, examples)
-    model = tiny_model()
+    backbone = tiny_backbone()
+    model = backbone.model
     layout = PackedLayout.from_cu_seqlens(batch["cu_seqlens"])
     with torch.no_grad():
         before = model.encode(batch["input_ids"], layout, batch["position_ids"])
     base_qkv = model.layers[0].qkv.weight.detach().clone()
-    module = module_for(task, model, lora={"rank": 4, "alpha": 8})
-    assert all(isinstance(b.qkv, LoRAQKV) for b in model.layers)
+    module = module_for(task, backbone, lora={"rank": 4, "alpha": 8})
+    assert all(isinstance(b.qkv, LoRALinear) and b.qkv.parts == [(0, 32), (64, 96)] for b in model.layers)
     with torch.no_grad():
         assert torch.allclose(model.encode(batch["input_ids"], layout, batch["position_ids"]), before, atol=1e-6)
     trainable = [n for n, p in module.named_parameters() if p.requires_grad]
-    assert trainable and all(n.startswith("head.") or n.split(".")[-2] in ("q_down", "q_up", "v_down", "v_up")
-                             for n in trainable)
+    assert trainable and all(n.startswith("model.head.") or ".qkv.down." in n or ".qkv.up." in n for n in trainable)
     losses = train_steps(module, batch, steps=6)
     assert losses[-1] < losses[0]
     assert torch.equal(model.layers[0].qkv.base.weight, base_qkv)
-    assert model.layers[0].qkv.q_up.weight.abs().sum() > 0
-    # merging the adapters into plain linear layers computes the same function
+    assert all(up.weight.abs().sum() > 0 for up in model.layers[0].qkv.up)
+    # the key third is untouched; merging the adapters into plain linear layers computes the same function
     with torch.no_grad():
+        merged_qkv = model.layers[0].qkv.merged()
+        assert torch.equal(merged_qkv.weight[32:64], base_qkv[32:64]) and not torch.equal(merged_qkv.weight, base_qkv)
         adapted = model.encode(batch["input_ids"], layout, batch["position_ids"])
         merged = merge_lora(copy.deepcopy(model))
         assert torch.allclose(merged.encode(batch["input_ids"], layout, batch["position_ids"]), adapted, atol=1e-5)
@@ -192,26 +207,26 @@ def test_frozen_encoder_keeps_its_weights(shared_data):
     task, examples = real("gue/prom_300_tata", "test", 8)
     batch = batch_of(task, examples)
     module = module_for(task, freeze_encoder=True)
-    encoder = {k: v.clone() for k, v in module.model.state_dict().items()}
-    head = module.head.out.weight.detach().clone()
+    encoder = {k: v.clone() for k, v in module.backbone.state_dict().items()}
+    head = module.model.head.out.weight.detach().clone()
     opt = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=1e-2)
     for _ in range(3):
         loss = module.loss(module(batch), batch["labels"])
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert all(torch.equal(v, module.model.state_dict()[k]) for k, v in encoder.items())
-    assert not torch.equal(head, module.head.out.weight)
+    assert all(torch.equal(v, module.backbone.state_dict()[k]) for k, v in encoder.items())
+    assert not torch.equal(head, module.model.head.out.weight)
 
 
 def test_structure_input_layout_and_fold_cache(shared_data, tmp_path):
     task = task_config("rgb/ssp_archive2")
-    dm = FinetuneDataModule(task, structure_input=True, cache_dir=str(tmp_path), eval_limit=3)
+    dm = FinetuneDataModule(task, TOKENIZER, structure_input=True, cache_dir=str(tmp_path), eval_limit=3)
     items = dm.encode("test")
     examples = dm.load_examples("test")
     assert list(tmp_path.glob("vienna-mfe-*.json"))  # folded once, cached
-    batch = collate(items, "token_classification")
-    tok = OmniGenomeTokenizer(alphabet="U")
+    batch = collate(items, "token_classification", TOKENIZER)
+    tok = OmniGenomeTokenizer()  # the model's alphabet: the RGB files' U is read as T
     cu = batch["cu_seqlens"].tolist()
     for k, ex in enumerate(examples):
         struct = fold(ex.sequence)[0]
@@ -228,6 +243,7 @@ def test_mean_pooling_reads_the_nucleotides_only():
     examples = synthetic_examples("sequence_regression", n=3)
     batch = batch_of(task, examples, structures=["." * len(e.sequence) for e in examples])
     hidden = torch.randn(int(batch["cu_seqlens"][-1]), 5)
+    assert batch["first_token_index"].tolist() == batch["cu_seqlens"][:-1].tolist()
     pooled = head_inputs(hidden, batch, "sequence_regression", "mean")
     cls = head_inputs(hidden, batch, "sequence_regression", "cls")
     cu = batch["cu_seqlens"].tolist()
@@ -239,27 +255,28 @@ def test_mean_pooling_reads_the_nucleotides_only():
 def test_long_sequences_are_cropped_with_their_labels(shared_data):
     task, examples = real("rgb/ssp_archive2", "train", 6)
     short = {**task, "max_length": 20}
-    items, cropped = encode_examples(examples, short)
+    items, cropped = encode_examples(examples, short, TOKENIZER)
     assert cropped == sum(len(e.sequence) > 18 for e in examples) > 0
-    assert all(it.num_nucleotides == min(18, len(e.sequence)) == len(it.label) for it, e in zip(items, examples))
-    items, _ = encode_examples(examples, short, ["." * len(e.sequence) for e in examples])
-    assert all(len(it.ids) <= 20 and it.num_nucleotides == min(8, len(e.sequence)) for it, e in zip(items, examples))
+    assert all(it.tokens.num_nucleotides == min(18, len(e.sequence)) == len(it.label) for it, e in zip(items, examples))
+    items, _ = encode_examples(examples, short, TOKENIZER, ["." * len(e.sequence) for e in examples])
+    assert all(len(it.tokens.ids) <= 20 and it.tokens.num_nucleotides == min(8, len(e.sequence))
+               for it, e in zip(items, examples))
 
 
 def test_baselines(shared_data, tmp_path):
     task, train = real("gue/prom_300_tata", "train", 50)
-    items, _ = encode_examples(train, task)
+    items, _ = encode_examples(train, task, TOKENIZER)
     majority = int(np.bincount([int(e.label) for e in train]).argmax())
     assert int(constant_prediction(task, items).argmax()) == majority
     scores = constant_baseline(task, items, items)
     assert scores["accuracy"] == pytest.approx(np.mean([int(e.label) == majority for e in train]))
     reg = synthetic_task("sequence_regression", 2, ["rmse"], "rmse", "min")
-    reg_items, _ = encode_examples(synthetic_examples("sequence_regression"), reg)
+    reg_items, _ = encode_examples(synthetic_examples("sequence_regression"), reg, TOKENIZER)
     mean = torch.stack([torch.as_tensor(it.label) for it in reg_items]).mean(0)
     assert torch.allclose(constant_prediction(reg, reg_items), mean)
     # ViennaRNA on a structure task, scored on the same items as the model: equals the zero-shot metric
     ssp, test = real("rgb/ssp_archive2", "test", 5)
-    ssp_items, _ = encode_examples(test, ssp)
+    ssp_items, _ = encode_examples(test, ssp, TOKENIZER)
     from omnigenome.metrics import structure_scores
     vienna = vienna_baseline(ssp, test, ssp_items, cache_dir=str(tmp_path))
     reference = structure_scores([fold(e.sequence)[0] for e in test], [r["label"] for r in
@@ -273,7 +290,7 @@ def compose_finetune(tmp_path, overrides=(), config_name="train"):
     base = [f"paths.log_dir={tmp_path}/logs", f"paths.data_dir={tmp_path}/data"]
     if config_name == "train":
         base.append(f"paths.output_dir={tmp_path}/run")
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_module("omnigenome.conf", version_base="1.3"):
         cfg = compose(config_name, overrides=base + list(overrides), return_hydra_config=True)
     HydraConfig().set_config(cfg)
     with open_dict(cfg):
@@ -297,17 +314,24 @@ def test_train_py_finetune_then_evaluate_py_reproduces_test_metrics(shared_data,
     best = tmp_path / "run" / "checkpoints" / "best.ckpt"
     assert record["checkpoint"] == str(best) and best.is_file()
     assert record["num_test"] == 12 and record["steps"] == 4
-    assert set(record["metrics"]) == {"macro_f1", "mcc", "loss"}
+    assert set(record["metrics"]) == {"macro_f1", "mcc", "loss", "items"} and record["metrics"]["items"] > 12 * 50
     assert set(record["baselines"]) == {"majority", "ViennaRNA"}
     assert metrics["test/macro_f1"] == pytest.approx(record["metrics"]["macro_f1"])
 
-    eval_cfg = compose_finetune(tmp_path, ["task=rgb/ssp_archive2", f"ckpt={best}", "eval_limit=12"], "eval")
-    again = evaluate_script.evaluate_finetuned(eval_cfg)
+    eval_cfg = compose_finetune(tmp_path, ["evaluation=finetune", "task=rgb/ssp_archive2", f"ckpt={best}",
+                                           "eval_limit=12"], "eval")
+    again = evaluate_script.evaluate(eval_cfg)
     for name, value in record["metrics"].items():
         assert again[f"test/{name}"] == pytest.approx(value, abs=1e-6), name
-    assert "test examples" in capsys.readouterr().out
-    module = load_finetuned(str(best))
-    assert module.task["name"] == "rgb/ssp_archive2" and not module.hparams.structure_input
+    out = capsys.readouterr().out
+    assert "12 test examples scored" in out and "the run scored a different set" not in out
+    # the whole test split: evaluate.py says how many items, and that the run scored others
+    eval_cfg = compose_finetune(tmp_path, ["evaluation=finetune", "task=rgb/ssp_archive2", f"ckpt={best}"], "eval")
+    evaluate_script.evaluate(eval_cfg)
+    out = capsys.readouterr().out
+    assert "285 test examples scored" in out and "data.eval_limit=12" in out
+    model = load_task_model(str(best))
+    assert model.task["name"] == "rgb/ssp_archive2" and not model.structure_input
 
 
 def test_finetune_needs_a_task(tmp_path):

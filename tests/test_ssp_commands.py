@@ -1,4 +1,4 @@
-"""`python evaluate.py task=ssp_zero_shot ...` and `omnigenome fold`, on a small random model."""
+"""`python evaluate.py evaluation=ssp_zero_shot ...` and `omnigenome fold`, on a small random model."""
 import json
 import subprocess
 import sys
@@ -6,7 +6,7 @@ import sys
 import pytest
 import RNA
 import torch
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 
 from conftest import ROOT
 from omnigenome import OmniGenomeModel
@@ -34,32 +34,33 @@ def model_dir(tmp_path_factory):
 def benchmark_root(tmp_path_factory):
     """RNAStralign is not in ../shared/data: a small file in the same JSON-lines format."""
     root = tmp_path_factory.mktemp("bench")
-    folder = root / "rgb" / "RNA-SSP-RNAStralign"
+    folder = root / "rgb" / "RNA-SSP-rnastralign"
     folder.mkdir(parents=True)
     (folder / "test.json").write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
     return root
 
 
 def test_evaluate_task_ssp_zero_shot(model_dir, benchmark_root, tmp_path, capsys):
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("eval", overrides=["task=ssp_zero_shot", "dataset=rnastralign", f"benchmark_dir={benchmark_root}",
-                                         f"ckpt={model_dir}", f"paths.data_dir={tmp_path}", "task.decode=[valid,argmax]",
-                                         "task.workers=1", "task.progress=false"])
-    rows = evaluate_script.evaluate_task(cfg)
+    with initialize_config_module("omnigenome.conf", version_base="1.3"):
+        cfg = compose("eval", overrides=["evaluation=ssp_zero_shot", "task=rgb/ssp_rnastralign",
+                                         f"benchmark_dir={benchmark_root}", f"ckpt={model_dir}", f"paths.data_dir={tmp_path}",
+                                         "evaluation.decode=[valid,argmax]", "evaluation.workers=1",
+                                         "evaluation.progress=false"])
+    rows = evaluate_script.evaluate(cfg)
     assert list(rows) == ["model (valid)", "model (argmax)", f"ViennaRNA {RNA.__version__} MFE"]
     for scores in rows.values():
         assert scores["num_sequences"] == 3
         assert set(scores) >= {"macro_f1", "mcc", "bp_precision", "bp_recall", "bp_f1"}
     out = capsys.readouterr().out
-    assert "rnastralign test (3 sequences)" in out and "token macro-F1" in out and "bp recall" in out
+    assert "rgb/ssp_rnastralign test (3 sequences)" in out and "token macro-F1" in out and "bp recall" in out
     assert list(tmp_path.glob("cache/vienna-mfe-*.json"))  # the baseline is cached for the next checkpoint
 
 
 @pytest.mark.slow
 def test_evaluate_py_command_line(model_dir, benchmark_root, tmp_path):
     result = subprocess.run(
-        [sys.executable, "evaluate.py", "task=ssp_zero_shot", "dataset=rnastralign", f"ckpt={model_dir}",
-         f"paths.log_dir={tmp_path}/logs", f"paths.data_dir={tmp_path}/data", "task.progress=false"],
+        [sys.executable, "evaluate.py", "evaluation=ssp_zero_shot", "task=rgb/ssp_rnastralign", f"ckpt={model_dir}",
+         f"paths.log_dir={tmp_path}/logs", f"paths.data_dir={tmp_path}/data", "evaluation.progress=false"],
         cwd=ROOT, capture_output=True, text=True, env={"OMNIGENOME_BENCHMARK_DATA": str(benchmark_root),
                                                        "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "2"})
     assert result.returncode == 0, result.stderr

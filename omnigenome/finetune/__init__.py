@@ -1,5 +1,3 @@
-"""Fine-tuning on downstream benchmarks (RGB, PGB, GB, GUE): task data here; heads and training glue
-beside it."""
-from omnigenome.finetune.tasks import Example, available_splits, load_split, task_config, task_names
-
-__all__ = ["Example", "available_splits", "load_split", "task_config", "task_names"]
+"""Fine-tuning on downstream benchmarks (RGB, PGB, GB, GUE) with Lightning: the module, the data module,
+the baselines and the report. The task model itself (backbone, LoRA, head) is plain torch in
+`omnigenome.model.task`; the tasks' data readers are in `omnigenome.data`."""

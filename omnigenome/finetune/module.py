@@ -1,14 +1,13 @@
-"""LightningModule for fine-tuning: the pretrained encoder, one task head, the task's loss and metrics.
+"""LightningModule for fine-tuning: a `TaskModel` (backbone, LoRA, head) trained on one task's loss.
 
-The encoder trains whole (default), stays frozen (`freeze_encoder`: it then runs without autograd), or
-trains only LoRA updates of its attention query and value projections (`lora.rank > 0`). Its masked-LM,
-structure and contact heads are never used here and stay frozen. Validation and test metrics are the
-task's (`omnigenome.metrics.task_metrics`), computed over every scored item of the split at the end of
-the epoch and logged as `val/<metric>` / `test/<metric>`, beside the loss over the same items (`val/loss`).
+The backbone trains whole (default), stays frozen (`freeze_encoder`: it then runs without autograd), or
+trains only LoRA updates of its attention query and value projections (`lora.rank > 0`). Validation and test
+metrics are the task's (`omnigenome.metrics.task_metrics`), computed over every scored item of the split at
+the end of the epoch and logged as `val/<metric>` / `test/<metric>`, beside the loss over the same items.
 
-Checkpoints carry the architecture (`omnigenome_config`) and the resolved task config (in the hyper-
-parameters), so `python evaluate.py task=... ckpt=<best.ckpt>` rebuilds encoder, LoRA and head without
-the training config.
+Checkpoints carry the backbone's architecture and tokenizer (`Backbone.spec`) and the resolved task config
+(in the hyper-parameters), so `evaluate.py` and `omnigenome predict` rebuild the model from the checkpoint
+alone (`omnigenome.model.task.load_task_model`).
 """
 from __future__ import annotations
 
@@ -19,34 +18,28 @@ import lightning as L
 import torch
 
 from omnigenome.finetune.datamodule import plain_task
-from omnigenome.finetune.heads import TaskHead, check_head, head_inputs, scored_items, task_loss
-from omnigenome.model.attention import PackedLayout
-from omnigenome.model.modeling import OmniGenomeModel
+from omnigenome.metrics import task_metrics
+from omnigenome.model.backbones import Backbone
+from omnigenome.model.heads import scored_items, task_loss
+from omnigenome.model.task import TaskModel
 from omnigenome.training.module import configure_optimization
 
 log = logging.getLogger("omnigenome")
 
 
-def task_metrics(names, preds, targets, head, num_labels) -> dict[str, float]:
-    """`omnigenome.metrics.task_metrics` (the one implementation of every metric) of logits / values."""
-    from omnigenome.metrics import task_metrics as metrics_fn
-    return metrics_fn(list(names), preds, targets, head, num_labels, probabilities=False)
-
-
 class FinetuneModule(L.LightningModule):
-    """Fine-tunes an OmniGenomeModel on one task.
+    """Fine-tunes a backbone on one task.
 
+    backbone: a Backbone (see `omnigenome.model.backbones.load_backbone`).
     task: the task config (head, num_labels, class_weights, metrics, monitor, ...).
     optimizer / scheduler: partials as in `PretrainModule` (scheduler takes (optimizer, total_steps)).
-    head_dropout: dropout inside the head. pooling: "mean" over nucleotides or "cls" (sequence heads).
-    freeze_encoder: train the head only. lora: {"rank", "alpha", "dropout"}; rank > 0 trains LoRA + head.
-    structure_input: recorded for evaluation (the datamodule feeds `seq <eos> struct <eos>`).
+    head_dropout, pooling, freeze_encoder, lora, structure_input: see `TaskModel`.
     """
 
-    def __init__(self, model: OmniGenomeModel, task, optimizer: Callable | None = None,
+    def __init__(self, backbone: Backbone, task, optimizer: Callable | None = None,
                  scheduler: Callable | None = None, total_steps: int | None = None, weight_decay: float = 0.01,
                  head_dropout: float = 0.1, pooling: str = "mean", freeze_encoder: bool = False,
-                 lora: dict | None = None, structure_input: bool = False):
+                 lora: dict | None = None, structure_input: bool = False, compile: bool = False):
         super().__init__()
         task = plain_task(task)
         lora = dict(lora or {})
@@ -55,32 +48,21 @@ class FinetuneModule(L.LightningModule):
                                    "head_dropout": head_dropout, "pooling": pooling,
                                    "freeze_encoder": bool(freeze_encoder), "lora": lora,
                                    "structure_input": bool(structure_input)}, logger=False)
-        self.task, self.head_type = task, check_head(task["head"])
-        self.pooling = pooling
-        self.model = model
+        self.task = task
+        self.model = TaskModel(backbone, task, head_dropout, pooling, freeze_encoder, lora, structure_input)
+        self.head_type = self.model.head_type
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
-        for unused in (model.mlm_head, model.structure_head, model.contact_head):
-            unused.requires_grad_(False)
-        self.lora_rank = int(lora.get("rank") or 0)
-        if self.lora_rank > 0:
-            from omnigenome.finetune.lora import apply_lora
-            apply_lora(model, self.lora_rank, float(lora.get("alpha", 16.0)), float(lora.get("dropout", 0.0)))
-        elif freeze_encoder:
-            model.requires_grad_(False)
-        self.encoder_trains = any(p.requires_grad for p in model.parameters())
-        self.head = TaskHead(model.config.hidden_size, int(task["num_labels"]), head_dropout)
         weights = task.get("class_weights")
         self.register_buffer("class_weights", torch.tensor(weights, dtype=torch.float32) if weights else None,
                              persistent=False)
         self._outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
 
-    # --- forward and loss ---------------------------------------------------------------------
+    @property
+    def backbone(self) -> Backbone:
+        return self.model.backbone
+
     def forward(self, batch: dict) -> torch.Tensor:
-        """Head outputs: (S, C) per sequence or (N, C) per nucleotide (the order of batch["labels"])."""
-        layout = PackedLayout.from_cu_seqlens(batch["cu_seqlens"])
-        with torch.set_grad_enabled(self.encoder_trains and torch.is_grad_enabled()):
-            hidden = self.model.encode(batch["input_ids"], layout, batch["position_ids"])
-        return self.head(head_inputs(hidden, batch, self.head_type, self.pooling))
+        return self.model(batch)
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return task_loss(self.head_type, logits, labels, self.class_weights)
@@ -88,18 +70,20 @@ class FinetuneModule(L.LightningModule):
     def training_step(self, batch, batch_idx):
         loss = self.loss(self(batch), batch["labels"])
         self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=batch["num_records"])
+        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False,
+                 batch_size=1)
         return loss
 
     # --- evaluation -----------------------------------------------------------------------------
-    def _eval_step(self, batch, stage: str):
+    def _eval_step(self, batch):
         preds, targets = scored_items(self.head_type, self(batch).detach().float(), batch["labels"])
         self._outputs.append((preds.cpu(), targets.cpu()))
 
     def validation_step(self, batch, batch_idx):
-        self._eval_step(batch, "val")
+        self._eval_step(batch)
 
     def test_step(self, batch, batch_idx):
-        self._eval_step(batch, "test")
+        self._eval_step(batch)
 
     def on_validation_epoch_start(self):
         self._outputs = []
@@ -108,9 +92,7 @@ class FinetuneModule(L.LightningModule):
 
     def epoch_predictions(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(preds, targets) of every scored item of the last evaluated split."""
-        preds = torch.cat([p for p, _ in self._outputs])
-        targets = torch.cat([t for _, t in self._outputs])
-        return preds, targets
+        return torch.cat([p for p, _ in self._outputs]), torch.cat([t for _, t in self._outputs])
 
     def _log_metrics(self, stage: str):
         if not self._outputs:
@@ -119,13 +101,14 @@ class FinetuneModule(L.LightningModule):
         if preds.shape[0] == 0:
             log.warning("%s: no scored items in this split", stage)
             return
-        metrics = task_metrics(self.task["metrics"], preds, targets, self.head_type, int(self.task["num_labels"]))
+        metrics = task_metrics(list(self.task["metrics"]), preds, targets, self.head_type,
+                               int(self.task["num_labels"]), probabilities=False)
         # The loss over all scored items of the split (not a mean of batch means: independent of the batching).
         weights = None if self.class_weights is None else self.class_weights.cpu()
         metrics["loss"] = float(task_loss(self.head_type, preds, targets, weights))
+        metrics["items"] = float(preds.shape[0])
         # Every rank scored the whole split (see the datamodule), so the values agree without syncing.
-        self.log_dict({f"{stage}/{k}": float(v) for k, v in metrics.items()}, prog_bar=stage == "val",
-                      batch_size=1)
+        self.log_dict({f"{stage}/{k}": float(v) for k, v in metrics.items()}, prog_bar=stage == "val", batch_size=1)
 
     def on_validation_epoch_end(self):
         if not self.trainer.sanity_checking:
@@ -136,7 +119,7 @@ class FinetuneModule(L.LightningModule):
 
     # --- checkpoints and optimisation --------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint):
-        checkpoint["omnigenome_config"] = self.model.config.to_dict()
+        checkpoint["backbone"] = self.backbone.spec()
 
     def configure_optimizers(self):
         if self.optimizer_factory is None:
@@ -144,24 +127,16 @@ class FinetuneModule(L.LightningModule):
         return configure_optimization(self, self.named_parameters())
 
     def trainable_parameters(self) -> dict[str, int]:
-        """Trainable parameter counts: encoder (incl. LoRA) and head."""
+        """Trainable parameter counts: backbone (incl. LoRA) and head."""
         count = lambda ps: sum(p.numel() for p in ps if p.requires_grad)  # noqa: E731
-        return {"encoder": count(self.model.parameters()), "head": count(self.head.parameters())}
+        return {"backbone": count(self.backbone.parameters()), "head": count(self.model.head.parameters())}
 
-
-def load_finetuned(path: str, attention_backend: str = "auto") -> FinetuneModule:
-    """A FinetuneModule (encoder, LoRA, head) from a checkpoint written by `train.py experiment=finetune`."""
-    from pathlib import Path
-
-    from omnigenome.model.modeling import OmniGenomeConfig
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"{path}: no such checkpoint file")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    hp = ckpt.get("hyper_parameters") or {}
-    if "omnigenome_config" not in ckpt or "task" not in hp:
-        raise ValueError(f"{path}: not a fine-tuning checkpoint of train.py experiment=finetune (no task config)")
-    model = OmniGenomeModel(OmniGenomeConfig(**ckpt["omnigenome_config"]), attention_backend=attention_backend)
-    module = FinetuneModule(model, **hp)
-    module.load_state_dict(ckpt["state_dict"])
-    module.eval()
-    return module
+    @classmethod
+    def from_checkpoint(cls, path: str, attention_backend: str = "auto") -> "FinetuneModule":
+        """The module of a fine-tuned checkpoint (backbone, LoRA, head and task from the file), for evaluation."""
+        from omnigenome.model.backbones import backbone_from_spec
+        from omnigenome.model.task import read_task_checkpoint
+        ckpt = read_task_checkpoint(path)
+        module = cls(backbone_from_spec(ckpt["backbone"], attention_backend), **ckpt["hyper_parameters"])
+        module.load_state_dict(ckpt["state_dict"])
+        return module.eval()

@@ -1,9 +1,9 @@
-"""Task heads and losses for fine-tuning: one small classifier, five ways to read it.
+"""Task heads and losses: one small classifier, five ways to read it.
 
-A fine-tuning batch is packed like a pretraining batch (see `omnigenome.finetune.datamodule`): the
-encoder returns hidden states (T, H) for every real token, and the batch says where the nucleotides
-of each sequence lie (`nucleotide_index` (N,), `nucleotide_seq` (N,)), never the `<cls>` / `<eos>`
-tokens, and never the structure half of a `seq <eos> struct <eos>` input.
+A backbone returns hidden states (T, H) for every token of a batch (packed, or a padded batch flattened),
+and the batch says where the nucleotides of each sequence lie (`nucleotide_index` (N,), `nucleotide_seq`
+(N,)): never the special tokens, and never the structure half of a `seq <eos> struct <eos>` input. With a
+k-mer or BPE tokenizer several nucleotides read the same token (see `omnigenome.model.backbones`).
 
 - sequence heads (sequence_classification, multilabel, sequence_regression) pool each sequence into
   one vector: by default the mean over its nucleotides (`pooling="mean"`); `pooling="cls"` takes the
@@ -20,19 +20,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-SEQUENCE_HEADS = ("sequence_classification", "multilabel", "sequence_regression")
-TOKEN_HEADS = ("token_classification", "token_regression")
-HEADS = SEQUENCE_HEADS + TOKEN_HEADS
-CLASSIFICATION_HEADS = ("sequence_classification", "token_classification")
-REGRESSION_HEADS = ("sequence_regression", "token_regression")
+from omnigenome.constants import CLASSIFICATION_HEADS, IGNORE_INDEX, REGRESSION_HEADS, TOKEN_HEADS
+
 POOLINGS = ("mean", "cls")
-IGNORE_INDEX = -100  # token_classification labels of positions that are not scored
-
-
-def check_head(head: str) -> str:
-    if head not in HEADS:
-        raise ValueError(f"unknown head {head!r}; choose from {', '.join(HEADS)}")
-    return head
 
 
 class TaskHead(nn.Module):
@@ -64,7 +54,7 @@ def head_inputs(hidden: torch.Tensor, batch: dict, head: str, pooling: str = "me
     if head in TOKEN_HEADS:
         return nucleotides
     if pooling == "cls":
-        return hidden[batch["cu_seqlens"][:-1].long()]
+        return hidden[batch["first_token_index"]]
     if pooling != "mean":
         raise ValueError(f"unknown pooling {pooling!r}; choose from {', '.join(POOLINGS)}")
     seq = batch["nucleotide_seq"]

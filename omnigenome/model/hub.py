@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from omnigenome.model.modeling import OmniGenomeConfig
+from omnigenome.model.config import OmniGenomeConfig
 from omnigenome.tokenizer import EOS_ID, MASK_ID, PAD_ID, OmniGenomeTokenizer
 
 CONFIG_NAME = "config.json"

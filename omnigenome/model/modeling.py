@@ -7,53 +7,20 @@ the T real tokens, sequences delimited by `cu_seqlens`, so padding costs nothing
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from omnigenome.model import hub
 from omnigenome.model.attention import PackedLayout, attention, reference_attention
-from omnigenome.tokenizer import MASK_ID, PAD_ID, EOS_ID, VOCAB
+from omnigenome.model.config import OmniGenomeConfig
+from omnigenome.tokenizer import EOS_ID, MASK_ID, PAD_ID
 
 # ESM-2 token dropout: masked embeddings are zeroed, the rest rescaled as if 15% x 80% were masked.
 MASK_RATIO_TRAIN = 0.15 * 0.8
-
-
-@dataclass
-class OmniGenomeConfig:
-    """Architecture numbers (defaults: the 52M model)."""
-    hidden_size: int = 480
-    num_layers: int = 16
-    num_heads: int = 24
-    ffn_size: int = 2400
-    vocab_size: int = len(VOCAB)
-    max_positions: int = 1026
-    layer_norm_eps: float = 1e-5
-    token_dropout: bool = True
-    num_structure_labels: int = 3
-    rope_base: float = 10000.0
-
-    def __post_init__(self):
-        if self.hidden_size % self.num_heads:
-            raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
-
-    @property
-    def head_dim(self) -> int:
-        return self.hidden_size // self.num_heads
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def training_flops(self, segment_lengths) -> float:
-        """FLOPs of one training step (forward + backward) over packed segments of these lengths:
-        6 x (block matmul parameters) per token, plus attention, 12 x layers x hidden x L per token
-        of a segment of length L (q.k and attn.v, forward and backward). Inference is one third."""
-        lengths = [int(n) for n in segment_lengths]
-        matmul_params = self.num_layers * (4 * self.hidden_size ** 2 + 2 * self.hidden_size * self.ffn_size)
-        attention = 12 * self.num_layers * self.hidden_size * sum(n * n for n in lengths)
-        return 6.0 * matmul_params * sum(lengths) + attention
 
 
 @dataclass
@@ -267,10 +234,8 @@ class OmniGenomeModel(nn.Module):
     @classmethod
     def from_pretrained(cls, directory, **kwargs) -> "OmniGenomeModel":
         """Load a released OmniGenome checkpoint or a transformers EsmForMaskedLM directory."""
-        from omnigenome.model.hub import load_pretrained
-        return load_pretrained(cls, directory, **kwargs)
+        return hub.load_pretrained(cls, directory, **kwargs)
 
     def save_pretrained(self, directory) -> None:
         """Write config.json + model.safetensors that transformers.EsmForMaskedLM.from_pretrained loads."""
-        from omnigenome.model.hub import save_pretrained
-        save_pretrained(self, directory)
+        hub.save_pretrained(self, directory)

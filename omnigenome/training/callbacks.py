@@ -73,14 +73,28 @@ class RecordAudit(L.Callback):
             f.write(" ".join(map(str, batch["record_index"].tolist())) + "\n")
 
 
+class Preempted(Exception):
+    """Raised by `Preemption` right after it saved last.ckpt: the run stops at once (no validation, no final
+    evaluation), and the process exits with 128 + the signal's number, as if the signal had ended it."""
+
+    def __init__(self, signum: int, step: int, path: Path):
+        super().__init__(f"{signal.Signals(signum).name}: saved {path} at step {step}")
+        self.signum, self.step, self.path = signum, step, path
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + self.signum
+
+
 class Preemption(L.Callback):
     """Stops a run cleanly when the cluster says so, ready to resume in the same run directory.
 
     On one of `signals` (SLURM's warning before the time limit: `#SBATCH --signal=USR1@120`, USR2 from
     submitit; SIGTERM on preemption or `kill`), the handler only sets a flag. At the next optimizer-step
-    boundary the run saves `<dirpath>/last.ckpt` and stops: saving inside the handler could catch the
-    weights half updated, and the data position on resume is derived from the step count. All ranks stop
-    at the same step (a signal on any rank counts). train.py then calls `requeue_job`: under SLURM and unless
+    boundary the run saves `<dirpath>/last.ckpt` (saving inside the handler could catch the weights half
+    updated, and the data position on resume is derived from the step count), lets Lightning log that step's
+    row, and raises `Preempted` before anything else runs (a validation, the next batch). All ranks stop at the
+    same step (a signal on any rank counts). train.py then calls `requeue_job`: under SLURM and unless
     the signal was SIGTERM (scancel sends it too), rank 0 requeues the job, which finds its run directory
     again and continues from last.ckpt.
     """
@@ -92,6 +106,7 @@ class Preemption(L.Callback):
         self.requeue = requeue
         self.received: signal.Signals | None = None
         self.stopped_at_step: int | None = None
+        self._checkpoint: Path | None = None
         self._previous_handlers: dict = {}
         self._step = -1
 
@@ -106,7 +121,27 @@ class Preemption(L.Callback):
             for sig in self.signals:
                 self._previous_handlers[sig] = signal.signal(sig, self._on_signal)
 
+    def _stop_if_saved(self, trainer) -> None:
+        """Raise Preempted once last.ckpt is saved: called at the first hook after the step's row was logged."""
+        if self._checkpoint is None:
+            return
+        for logger in trainer.loggers:
+            logger.save()
+        signum = self.received or signal.SIGTERM  # a signal on another rank: stop as if terminated
+        if trainer.is_global_zero:
+            name = self.received.name if self.received else "a signal on another rank"
+            log.warning("%s: saved %s at step %d, stopping", name, self._checkpoint, self.stopped_at_step)
+        raise Preempted(int(signum), self.stopped_at_step, self._checkpoint)
+
+    def on_validation_start(self, trainer, pl_module):
+        if trainer.training or trainer.state.fn == "fit":
+            self._stop_if_saved(trainer)
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        self._stop_if_saved(trainer)
+
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self._stop_if_saved(trainer)
         # Loggers record Lightning's count of optimizer-stepped batches. A checkpoint saved in on_train_batch_end
         # (as last.ckpt here) holds it one short, since it is counted afterwards, and Lightning's restart adds
         # the one back only in some loop states: resumed after a stop at step 5 of the signal test in
@@ -120,15 +155,9 @@ class Preemption(L.Callback):
         self._step = trainer.global_step
         if not trainer.strategy.reduce_boolean_decision(self.received is not None, all=False):
             return
-        path = self.dirpath / "last.ckpt"
-        trainer.save_checkpoint(path)
-        for logger in trainer.loggers:
-            logger.save()
-        trainer.should_stop = True
+        self._checkpoint = self.dirpath / "last.ckpt"
+        trainer.save_checkpoint(self._checkpoint)
         self.stopped_at_step = trainer.global_step
-        if trainer.is_global_zero:
-            name = self.received.name if self.received else "a signal on another rank"
-            log.warning("%s: saved %s at step %d, stopping", name, path, trainer.global_step)
 
     def on_train_end(self, trainer, pl_module):
         self._restore_handlers()

@@ -108,9 +108,17 @@ def requeue_slurm_job() -> bool:
     return True
 
 
+def config_subdir(run_directory: str) -> str | None:
+    """Where Hydra writes this run's config record: `.hydra`, or `.hydra/resume-<time>` when the run directory
+    holds a record already (a resumed or requeued run); None on ranks other than 0 (they write none)."""
+    if env_rank() != 0:
+        return None
+    if Path(run_directory, ".hydra", "config.yaml").is_file():
+        return f".hydra/resume-{datetime.now().strftime(_TIME_FORMAT)}"
+    return ".hydra"
+
+
 OmegaConf.register_new_resolver("omnigenome.run_dir", run_dir, use_cache=True, replace=True)
-# Hydra's .hydra/ config record is written by rank 0 only; other ranks log to <job>.rank<k>.log.
-OmegaConf.register_new_resolver("omnigenome.rank_zero", lambda value: value if env_rank() == 0 else None,
-                                replace=True)
+OmegaConf.register_new_resolver("omnigenome.config_subdir", config_subdir, use_cache=True, replace=True)
 OmegaConf.register_new_resolver("omnigenome.rank_suffix", lambda: f".rank{env_rank()}" if env_rank() else "",
                                 replace=True)

@@ -47,6 +47,25 @@ def unflatten_batch(packed: dict) -> dict:
     return batch
 
 
+def check_corpus(corpus_dir) -> None:
+    """A corpus that can train a model: both splits present and neither empty; else ValueError in one line
+    naming the folder, the split and why."""
+    import json
+    from omnigenome.data.shards import INDEX
+    root = Path(corpus_dir)
+    if not root.is_dir():
+        raise ValueError(f"data.corpus_dir={corpus_dir}: no such folder (make one with `omnigenome prep FASTA... --out DIR`)")
+    for split in ("train", "valid"):
+        index = root / split / INDEX
+        if not index.is_file():
+            raise ValueError(f"data.corpus_dir={corpus_dir}: no {split} split ({index} is missing; "
+                             f"a corpus of `omnigenome prep` has train/ and valid/)")
+        if json.loads(index.read_text()).get("num_records", 0) == 0:
+            why = "prep kept no record for it (see its manifest.json)" if split == "train" else \
+                "no record was held out for validation: raise valid_fraction in `omnigenome prep`, or add records"
+            raise ValueError(f"data.corpus_dir={corpus_dir}: the {split} split is empty: {why}")
+
+
 class PackedBatches(Dataset):
     """Dataset indexed by `BatchKey`: returns the packed batch of those records, flattened into one
     buffer (`flatten_batch`; the datamodule's `on_after_batch_transfer` restores it).
@@ -70,8 +89,24 @@ class PackedBatches(Dataset):
         return len(self.corpus)
 
 
+class ResumableDataLoader(DataLoader):
+    """A DataLoader whose position Lightning can save and restore (`state_dict` / `load_state_dict`).
+
+    The position is a function of the optimizer step count (see `PretrainDataModule._train_position`), so
+    restoring needs nothing: the state records it for the checkpoint's reader, and a resumed run starts at
+    exactly the batch an uninterrupted run would have reached."""
+
+    def state_dict(self) -> dict:
+        position = getattr(self.batch_sampler, "position_fn", None) or getattr(self.sampler, "position_fn", None)
+        epoch, offset = position() if position else (0, 0)
+        return {"epoch": int(epoch), "batches_done": int(offset), "position": "derived from the step count"}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
 class PretrainDataModule(L.LightningDataModule):
-    """Training and validation batches from a corpus directory holding `train/` and `val/` shards.
+    """Training and validation batches from a corpus directory holding `train/` and `valid/` shards.
 
     corpus_dir: written by `omnigenome prep` (or the sample corpus, see `sample`).
     sample: if given (a dict of `ensure_sample_corpus` arguments), the embedded sample corpus is
@@ -84,11 +119,22 @@ class PretrainDataModule(L.LightningDataModule):
         super().__init__()
         if corpus_dir is None and sample is None:
             raise ValueError("PretrainDataModule needs corpus_dir (from `omnigenome prep`) or sample settings")
+        if sample is None:
+            check_corpus(corpus_dir)
+            longest = max(int(ShardedCorpus(Path(corpus_dir) / s).lengths.max()) for s in ("train", "valid"))
+        else:
+            from omnigenome.data.sample_corpus import MAX_LENGTH
+            longest = MAX_LENGTH
+        need = int(objectives.tokens_per_record([longest])[0])
+        if max_tokens < need:
+            raise ValueError(f"data.max_tokens={max_tokens}: a batch must hold the longest record, {longest} nt, which "
+                             f"takes {need} tokens in the views of {', '.join(objectives.active)}; use "
+                             f"data.max_tokens={need} or more")
         self.objectives = objectives
         self.corpus_dir, self.sample = corpus_dir, dict(sample) if sample else None
         self.max_tokens, self.num_workers, self.seed, self.pin_memory = max_tokens, num_workers, seed, pin_memory
         self.train_sampler: TokenBudgetBatchSampler | None = None
-        self.val_sampler: TokenBudgetBatchSampler | None = None
+        self.valid_sampler: TokenBudgetBatchSampler | None = None
 
     def prepare_data(self):
         if self.sample is not None:
@@ -107,16 +153,16 @@ class PretrainDataModule(L.LightningDataModule):
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
         root = self._root()
         self.train_corpus = ShardedCorpus(root / "train")
-        self.val_corpus = ShardedCorpus(root / "val")
+        self.valid_corpus = ShardedCorpus(root / "valid")
         self.train_sampler = TokenBudgetBatchSampler(
             self.objectives.tokens_per_record(self.train_corpus.lengths), self.max_tokens,
             shuffle=True, seed=self.seed, rank=rank, world_size=world)
-        self.val_sampler = TokenBudgetBatchSampler(
-            self.objectives.tokens_per_record(self.val_corpus.lengths), self.max_tokens,
+        self.valid_sampler = TokenBudgetBatchSampler(
+            self.objectives.tokens_per_record(self.valid_corpus.lengths), self.max_tokens,
             shuffle=False, seed=self.seed, rank=rank, world_size=world)
         self.train_sampler.position_fn = self._train_position
-        log.info("corpus %s: %d train / %d val records; %d train batches per epoch per rank (max_tokens=%d, %d ranks)",
-                 root, len(self.train_corpus), len(self.val_corpus), len(self.train_sampler), self.max_tokens, world)
+        log.info("corpus %s: %d train / %d valid records; %d train batches per epoch per rank (max_tokens=%d, %d ranks)",
+                 root, len(self.train_corpus), len(self.valid_corpus), len(self.train_sampler), self.max_tokens, world)
 
     def records_per_batch(self) -> float:
         """Mean records per training micro-batch (sets gradient accumulation before the trainer runs)."""
@@ -141,7 +187,7 @@ class PretrainDataModule(L.LightningDataModule):
 
     def _loader(self, corpus, sampler, stream):
         dataset = PackedBatches(corpus, self.objectives, self.seed, stream, new_masks_each_epoch=stream == 0)
-        return DataLoader(dataset, sampler=sampler, batch_size=None,
+        return ResumableDataLoader(dataset, sampler=sampler, batch_size=None,
                           num_workers=self.num_workers, pin_memory=self.pin_memory,
                           persistent_workers=self.num_workers > 0)
 
@@ -152,7 +198,7 @@ class PretrainDataModule(L.LightningDataModule):
         return self._loader(self.train_corpus, self.train_sampler, stream=0)
 
     def val_dataloader(self):
-        return self._loader(self.val_corpus, self.val_sampler, stream=1)
+        return self._loader(self.valid_corpus, self.valid_sampler, stream=1)
 
     def test_dataloader(self):
         return self.val_dataloader()

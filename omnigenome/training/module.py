@@ -64,6 +64,8 @@ class PretrainModule(L.LightningModule):
         return out["loss"]
 
     def training_step(self, batch, batch_idx):
+        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False,
+                 batch_size=1)
         return self._shared_step(batch, "train")
 
     def validation_step(self, batch, batch_idx):
