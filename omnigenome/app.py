@@ -127,12 +127,16 @@ def evaluate(cfg: DictConfig) -> dict:
     return run()
 
 
-def _remove_new_run(run_dir: str, resumed: bool) -> None:
-    """After a bad setting: the run directory Hydra made for this run (or this resume's record in it) goes."""
+def _remove_new_run(run_dir: str, log_dir: str, resumed: bool) -> None:
+    """After a bad setting: the run directory Hydra made for this run (or this resume's record in it) goes, and
+    the folders above it that it leaves empty, up to the log folder."""
     from hydra.core.hydra_config import HydraConfig
     record = Path(run_dir, HydraConfig.get().output_subdir or ".hydra")
-    target = record if resumed else Path(run_dir)
-    shutil.rmtree(target, ignore_errors=True)
+    shutil.rmtree(record if resumed else run_dir, ignore_errors=True)
+    parent, top = Path(run_dir).resolve().parent, Path(log_dir).resolve()
+    while not resumed and parent != top and top in parent.parents and parent.is_dir() and not any(parent.iterdir()):
+        parent.rmdir()
+        parent = parent.parent
 
 
 def _run(function, cfg: DictConfig):
@@ -147,7 +151,7 @@ def _run(function, cfg: DictConfig):
     except SettingsError as e:
         if multirun:  # a sweep records the trial as failed and goes on
             raise
-        _remove_new_run(run_dir, resumed)
+        _remove_new_run(run_dir, cfg.paths.log_dir, resumed)
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except Preempted as p:
@@ -162,16 +166,34 @@ def _run(function, cfg: DictConfig):
         finish_wandb()  # the next trial of an in-process sweep starts a new W&B run
 
 
-def _check_plugins(argv: list[str]) -> None:
-    """A sweep or launcher whose extra is missing: one line naming the extra, before Hydra composes."""
+def _check_command_line(argv: list[str], config_name: str) -> None:
+    """Before Hydra starts a run: a sweep or launcher whose extra is missing, or an override of a key that does
+    not exist, stops with one line (naming the extra, or the key and the valid keys) and exit status 2."""
     from omnigenome.extras import available, install_hint
+    from omnigenome.settings import compose
     needs = {"hparams_search=optuna": "hydra_plugins.hydra_optuna_sweeper", "hydra/launcher=slurm":
              "hydra_plugins.hydra_submitit_launcher"}
-    for arg in argv:
+    overrides, config_dirs, flags = [], [], iter(argv)
+    for arg in flags:
+        if arg in ("--config-dir", "-cd"):
+            config_dirs.append(next(flags, ""))
+        elif arg.startswith("--config-dir="):
+            config_dirs.append(arg.split("=", 1)[1])
+        elif arg.startswith("-") or arg.startswith("hydra.") or arg.startswith("hydra/"):
+            if arg in ("-m", "--multirun", "-c", "--cfg", "--info", "-h", "--help", "--hydra-help", "-cn",
+                       "--config-name", "-cp", "--config-path"):
+                return  # sweeps, printing and other config names are Hydra's own business
+        else:
+            overrides.append(arg)
         module = needs.get(arg.lstrip("+"))
         if module and not available(module):
             print(f"error: {install_hint(module)}", file=sys.stderr)
             sys.exit(2)
+    try:
+        compose(config_name, overrides, config_dirs)
+    except SettingsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
 
 
 @hydra.main(version_base="1.3", config_path="pkg://omnigenome.conf", config_name="train")
@@ -188,11 +210,11 @@ def _evaluate_app(cfg: DictConfig) -> None:
 
 def train_main() -> None:
     """`omnigenome-train`: what `python train.py` runs, with the same overrides."""
-    _check_plugins(sys.argv[1:])
+    _check_command_line(sys.argv[1:], "train")
     _train_app()
 
 
 def evaluate_main() -> None:
     """`omnigenome-evaluate`: what `python evaluate.py` runs, with the same overrides."""
-    _check_plugins(sys.argv[1:])
+    _check_command_line(sys.argv[1:], "eval")
     _evaluate_app()

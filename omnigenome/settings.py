@@ -70,6 +70,9 @@ def compose(config_name: str, overrides: Sequence[str] = (), config_dirs: Iterab
             try:
                 return hydra_compose(config_name, overrides=overrides + (search if config_dirs else []))
             except (HydraException, OmegaConfBaseException) as e:
+                missing = _missing_option(e)
+                if missing:
+                    raise SettingsError(missing) from None
                 bad = _failed_key(e, overrides)
                 if bad is not None:
                     base = hydra_compose(config_name)
@@ -78,6 +81,18 @@ def compose(config_name: str, overrides: Sequence[str] = (), config_dirs: Iterab
                 raise SettingsError(f"{config_name}: {_one_line(e)}") from None
     finally:
         GlobalHydra.instance().clear()
+
+
+def _missing_option(error: Exception) -> str | None:
+    """"model=7b: no such option (model: 186m, 52m, tiny)" for a config group option that does not exist."""
+    import re
+    text = str(error)
+    found = re.search(r"Could not find '([^']+)/([^'/]+)'", text)
+    if not found:
+        return None
+    group, option = found.groups()
+    options = re.findall(r"^\t(\S+)$", text.split("Available options", 1)[-1], flags=re.M) if "Available options" in text else []
+    return f"{group}={option}: no such option" + (f" ({group}: {', '.join(options)})" if options else "")
 
 
 def _failed_key(error: Exception, overrides: Sequence[str]) -> str | None:

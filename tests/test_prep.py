@@ -145,3 +145,39 @@ def test_cli_malformed_fasta_exits_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert str(bad) in err and "line 3" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+def test_prep_that_keeps_no_record_says_why_and_fails(tmp_path, capsys):
+    short = tmp_path / "short.fa"
+    short.write_text(">a\nACGUACGU\n>b\nGGGGCCCC\n")
+    assert main(["prep", str(short), "--out", str(tmp_path / "out"), "progress=false"]) == 1
+    err = capsys.readouterr().err
+    assert "error: no record kept (2 too short)" in err and err.count("\n") == 1
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["counts"]["too_short"] == 2 and manifest["counts"]["kept_train"] == 0
+
+
+def test_ctrl_c_during_prep_is_one_line_and_the_same_command_continues(tmp_path, shared_data):
+    import signal
+    import subprocess
+    import sys
+    import time
+    records = (shared_data / "rna_fasta" / "RF00010.fasta").read_text().split(">")[1:81]
+    src = tmp_path / "rnasep.fa"  # 80 RNase P RNAs of 300-500 nt: several seconds of folding on one core
+    src.write_text("".join(">" + r for r in records))
+    cmd = [sys.executable, "-m", "omnigenome.cli", "prep", str(src), "--out", str(tmp_path / "out"),
+           "records_per_shard=20", "fold.workers=1", "progress=false"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    plan = tmp_path / "out" / ".work" / "plan.json"
+    deadline = time.time() + 120
+    while not plan.exists() and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)  # folding
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "interrupted (" in lines[0] and "work units folded); run the same command again" in lines[0]
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert (tmp_path / "out" / "manifest.json").is_file()

@@ -118,3 +118,18 @@ def test_fold_bad_input_is_one_line_and_status_2(capsys, argv, message):
     status, out, err = run_cli(capsys, *argv)
     assert status == 2 and out == ""
     assert err.count("\n") == 1 and err.startswith("omnigenome fold: error:") and message in err
+
+
+def test_fold_limits_name_the_record_and_offer_vienna(model_dir, tmp_path, capsys):
+    """One limit everywhere: the model reads 1022 nt (1024 tokens with <cls> and <eos>), as prep's max_length."""
+    fasta = tmp_path / "long.fa"
+    fasta.write_text(">fits\n" + "A" * 1022 + "\n>too_long/1\n" + "G" * 1023 + "\n")
+    status, out, err = run_cli(capsys, "--input", str(fasta), "--ckpt", str(model_dir))
+    assert status == 2 and out == "" and err.count("\n") == 1
+    assert "record 'too_long/1': 1023 nt is longer than the 1022 nt the model reads" in err and "--engine vienna" in err
+    from omnigenome.data.prep import load_config
+    assert load_config().max_length == 1022
+    empty = tmp_path / "empty.fa"
+    empty.write_text("")
+    status, out, err = run_cli(capsys, "--input", str(empty), "--engine", "vienna")
+    assert status == 2 and f"{empty}: the file holds no sequence (it is empty)" in err

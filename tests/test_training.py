@@ -1,5 +1,6 @@
 """Training end to end: configs compose, a short CPU run learns, stop-and-resume is exact, DDP shards data."""
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -197,6 +198,12 @@ def test_train_py_command_line_prints_summary(tmp_path, data_dir):
     for name in ("mlm", "str2seq", "seq2str", "total"):
         assert name in out.stdout
     assert "last checkpoint:" in out.stdout and "last.ckpt" in out.stdout
+    # no noise a user did not ask for: one parameter count, no tips, no environment lines, plain labels
+    printed = out.stdout + out.stderr
+    assert printed.count("parameters") == 1 and "model: " in printed
+    for noise in ("Tip", "GPU available", "TPU available", "LeafSpec", "Logger:", "| Name", "Total params"):
+        assert noise not in printed, noise
+    assert "metrics:" in out.stdout
     run_dirs = list(Path(tmp_path, "logs", "pretrain", "runs").iterdir())
     assert len(run_dirs) == 1
     run_id = (run_dirs[0] / "wandb_run_id").read_text().strip()
@@ -271,3 +278,34 @@ def test_ddp_two_processes_see_disjoint_data(tmp_path, data_dir):
     [run_dir] = Path(tmp_path, "logs", "pretrain", "runs").iterdir()
     assert (run_dir / "csv" / "metrics.csv").is_file() and (run_dir / ".hydra" / "config.yaml").is_file()
     assert (run_dir / "train.log").is_file() and (run_dir / "train.rank1.log").is_file()
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["foo=1"], "unknown setting 'foo' in train (valid keys there: task_name, seed,"),
+    (["model=7b"], "model=7b: no such option (model: 186m, 52m, tiny)"),
+    (["trainer.max_steps=-3"], "trainer: `max_steps` must be a non-negative integer or -1"),
+    (["data=shards", "data.corpus_dir=/nonexistent"], "data.corpus_dir=/nonexistent: no such folder"),
+    (["data.max_tokens=100"], "data.max_tokens=100: a batch must hold the longest record"),
+    (["experiment=finetune"], "fine-tuning needs task=<suite>/<name>"),
+])
+def test_bad_settings_stop_before_anything_starts_in_one_line(tmp_path, data_dir, overrides, message):
+    logs = tmp_path / "logs"
+    out = subprocess.run([sys.executable, "train.py", *overrides, f"paths.log_dir={logs}", f"paths.data_dir={data_dir}"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert out.stderr.strip().splitlines() == [f"error: {out.stderr.strip()[len('error: '):]}"]
+    assert message in out.stderr
+    assert not logs.exists() or not list(logs.iterdir())  # no run directory is left behind
+
+
+def test_empty_corpus_stops_in_one_line(tmp_path, data_dir):
+    empty = tmp_path / "empty.fa"
+    empty.write_text("")
+    from omnigenome.cli import main as cli_main
+    assert cli_main(["prep", str(empty), "--out", str(tmp_path / "E"), "progress=false"]) == 1
+    manifest = json.loads((tmp_path / "E" / "manifest.json").read_text())  # written, with its counts
+    assert manifest["counts"]["input"] == 0
+    out = subprocess.run([sys.executable, "train.py", "data=shards", f"data.corpus_dir={tmp_path / 'E'}",
+                          f"paths.log_dir={tmp_path}/logs"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert "the train split is empty" in out.stderr

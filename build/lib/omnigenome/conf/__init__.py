@@ -1,0 +1,1 @@
+"""The Hydra configs, installed as the package data `omnigenome.conf` (read with importlib.resources)."""
