@@ -1,14 +1,16 @@
-"""Training and inference throughput of this project's model against transformers' EsmForMaskedLM.
+"""Training and inference throughput of this project's model against transformers' EsmForMaskedLM, in fp32 and bf16.
 
 Both models get the same batches of real RNA lengths (sequences of the bpRNA and ArchiveII training
 splits in ../shared/data/rgb) and the same masked-LM task: ours packed (no padding), transformers'
 padded to the longest sequence of each batch with an attention mask. A training step is forward +
-MLM loss + backward + AdamW step; inference is the forward pass alone. Throughput counts real
-(unpadded) tokens per second. Each measurement runs in its own process so peak memory is its own.
+MLM loss + backward + AdamW step; inference is the forward pass alone. bf16 is autocast (parameters and
+optimizer state fp32, as Lightning's bf16-mixed). Throughput counts real (unpadded) tokens per second. Each
+measurement runs in its own process so peak memory is its own. The attention kernel alone (this project's packed
+SDPA path) is timed in both dtypes too, and the CPU's bf16 matrix support is printed first.
 
-    python experiments/bench_throughput.py                      # 52m on CPU, 2 threads
-    python experiments/bench_throughput.py --models tiny 52m 186m --steps 5
-    python experiments/bench_throughput.py --device cuda --dtype bf16 --compile both   # on a GPU
+    python experiments/bench_throughput.py                      # tiny and 52m, fp32 and bf16, on CPU, 2 threads
+    python experiments/bench_throughput.py --models 52m --dtypes fp32 --compile both
+    python experiments/bench_throughput.py --device cuda --dtypes bf16 --compile both   # on a GPU
 """
 from __future__ import annotations
 
@@ -27,8 +29,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from omnigenome import OmniGenomeConfig, OmniGenomeModel  # noqa: E402
+from omnigenome.model.attention import PackedLayout, attention  # noqa: E402
 from omnigenome.model.hub import config_to_hf  # noqa: E402
 from omnigenome.tokenizer import MASK_ID, PAD_ID, OmniGenomeTokenizer  # noqa: E402
+from omnigenome.utils import cpu_bf16_units, markdown_table  # noqa: E402
 
 CONFIGS = {
     "tiny": OmniGenomeConfig(hidden_size=128, num_layers=4, num_heads=8, ffn_size=512),
@@ -151,6 +155,20 @@ def measure(impl, model_name, mode, batches, device, dtype, compile_model, warmu
     out_q.put({"tokens_per_s": tokens / elapsed, "peak_bytes": peak, "params": n_params})
 
 
+def time_attention(cfg: OmniGenomeConfig, lengths: list[int], dtype: torch.dtype, repeats: int = 5) -> float:
+    """Seconds per call of the packed attention path (backend "auto": on CPU one fused SDPA call per sequence)
+    on sequences of these lengths, forward only."""
+    torch.manual_seed(0)
+    total = sum(lengths)
+    q, k, v = (torch.randn(total, cfg.num_heads, cfg.head_dim, dtype=dtype) for _ in range(3))
+    layout = PackedLayout.from_cu_seqlens(torch.tensor([0, *np.cumsum(lengths)], dtype=torch.int32))
+    attention(q, k, v, layout)  # warm-up
+    start = time.perf_counter()
+    for _ in range(repeats):
+        attention(q, k, v, layout)
+    return (time.perf_counter() - start) / repeats
+
+
 def run_isolated(*args):
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
@@ -170,52 +188,68 @@ def mfu(tokens_per_s: float, cfg: OmniGenomeConfig, batches, peak: float, train:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", nargs="+", default=["52m"], choices=list(CONFIGS))
+    ap.add_argument("--models", nargs="+", default=["tiny", "52m"], choices=list(CONFIGS))
+    ap.add_argument("--modes", nargs="+", default=["train", "infer"], choices=["train", "infer"])
+    ap.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
     ap.add_argument("--steps", type=int, default=6, help="timed steps per measurement (after warm-up)")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--max-len", type=int, default=512, help="longest sequence in tokens")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
     ap.add_argument("--compile", default="off", choices=["off", "on", "both"])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--peak-tflops", type=float, default=None, help="device bf16 peak for MFU (GPU)")
     args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
 
     seqs = real_lengths(args.data)
     batches = make_batches(seqs, args.warmup + args.steps, args.batch_size, args.max_len)
     mean_len = float(np.mean([len(x) for ids, _ in batches for x in ids]))
     pad_frac = 1 - np.mean([sum(len(x) for x in ids) / (len(ids) * max(len(x) for x in ids)) for ids, _ in batches])
+    units = cpu_bf16_units()
     print(f"{len(batches)} batches of {args.batch_size} real sequences (mean {mean_len:.0f} tokens, "
-          f"{pad_frac:.0%} of a padded batch is padding); device {args.device}, {args.dtype}, "
-          f"{args.threads} CPU threads\n")
+          f"{pad_frac:.0%} of a padded batch is padding); device {args.device}, {args.threads} CPU threads; "
+          f"CPU bf16 matrix units: {units or 'none'} (torch's CPU capability: {torch.backends.cpu.get_cpu_capability()})\n")
     peak = args.peak_tflops * 1e12 if args.peak_tflops else None
     if peak is None and args.device.startswith("cuda"):
         name = torch.cuda.get_device_name()
         peak = next((v for k, v in PEAK_BF16_FLOPS.items() if k in name), None)
 
     compiles = {"off": [False], "on": [True], "both": [False, True]}[args.compile]
-    header = ["model", "mode", "compile", "omnigenome tok/s", "transformers tok/s", "ratio",
+    header = ["model", "mode", "dtype", "compile", "omnigenome tok/s", "transformers tok/s", "ratio",
               "omnigenome peak MB", "transformers peak MB"] + (["MFU"] if peak else [])
-    rows = []
+    rows, speed = [], {}
     for name in args.models:
-        for mode in ("train", "infer"):
-            for comp in compiles:
-                ours = run_isolated("omnigenome", name, mode, batches, args.device, args.dtype, comp, args.warmup,
-                                    args.threads)
-                theirs = run_isolated("transformers", name, mode, batches, args.device, args.dtype, comp,
-                                      args.warmup, args.threads)
-                row = [name, mode, "on" if comp else "off", f"{ours['tokens_per_s']:,.0f}",
-                       f"{theirs['tokens_per_s']:,.0f}", f"{ours['tokens_per_s'] / theirs['tokens_per_s']:.2f}x",
-                       f"{ours['peak_bytes'] / 2**20:,.0f}", f"{theirs['peak_bytes'] / 2**20:,.0f}"]
-                if peak:
-                    row.append(f"{mfu(ours['tokens_per_s'], CONFIGS[name], batches, peak, mode == 'train'):.1%}")
-                rows.append(row)
-                print("  ".join(row), flush=True)
-    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
-    print("\n" + "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in [header] + rows))
+        for mode in args.modes:
+            for dtype in args.dtypes:
+                for comp in compiles:
+                    ours = run_isolated("omnigenome", name, mode, batches, args.device, dtype, comp, args.warmup,
+                                        args.threads)
+                    theirs = run_isolated("transformers", name, mode, batches, args.device, dtype, comp,
+                                          args.warmup, args.threads)
+                    speed[name, mode, dtype, comp] = ours["tokens_per_s"]
+                    row = [name, mode, dtype, "on" if comp else "off", f"{ours['tokens_per_s']:,.0f}",
+                           f"{theirs['tokens_per_s']:,.0f}", f"{ours['tokens_per_s'] / theirs['tokens_per_s']:.2f}x",
+                           f"{ours['peak_bytes'] / 2**20:,.0f}", f"{theirs['peak_bytes'] / 2**20:,.0f}"]
+                    if peak:
+                        row.append(f"{mfu(ours['tokens_per_s'], CONFIGS[name], batches, peak, mode == 'train'):.1%}")
+                    rows.append(row)
+                    print("  ".join(row), flush=True)
+    print("\n" + markdown_table(header, rows))
     print("\nBaseline: transformers.EsmForMaskedLM with the same configuration, on the same sequences padded.")
+    if "fp32" in args.dtypes and "bf16" in args.dtypes:
+        ratios = [[n, m, "on" if c else "off", f"{speed[n, m, 'bf16', c] / speed[n, m, 'fp32', c]:.2f}x"]
+                  for n in args.models for m in args.modes for c in compiles]
+        print("\n" + markdown_table(["model", "mode", "compile", "omnigenome bf16 / fp32"], ratios))
+    if args.device == "cpu":
+        lengths = [len(x) for ids, _ in batches for x in ids]
+        attn = [[n, f"{CONFIGS[n].head_dim}", *(f"{1e3 * time_attention(CONFIGS[n], lengths, t):.1f}"
+                                                for t in (torch.float32, torch.bfloat16))] for n in args.models]
+        for row in attn:
+            row.append(f"{float(row[3]) / float(row[2]):.2f}x")
+        print("\nThe packed attention path alone (SDPA per sequence), forward, all the batches' sequences:")
+        print(markdown_table(["model", "head dim", "fp32 ms", "bf16 ms", "bf16 / fp32 time"], attn))
 
 
 if __name__ == "__main__":

@@ -9,8 +9,9 @@
    data=shards), on CPU, stopped after `--minutes`; the learning rate warms up, then follows a cosine
    over the *time* budget (the step count a budget buys depends on the machine).
 3. Zero-shot evaluation of the Seq2Str head on the Archive2 and bpRNA test splits with the `valid`
-   and `argmax` decoders, with ViennaRNA MFE beside it: one table. The model is saved in the Hugging
-   Face layout, so `python evaluate.py task=ssp_zero_shot ckpt=<work-dir>/model` scores it again.
+   decoder (with and without `canonical_only`) and the `argmax` decoder, with ViennaRNA MFE beside it: one
+   table. The model is saved in the Hugging Face layout, so
+   `python evaluate.py evaluation=ssp_zero_shot task=rgb/ssp_archive2 ckpt=<work-dir>/model` scores it again.
 
 The model learns ViennaRNA's structures, so ViennaRNA itself is the ceiling it approaches.
 """
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import time
 from datetime import timedelta
@@ -27,39 +27,43 @@ from pathlib import Path
 import hydra
 import lightning as L
 import torch
-from hydra import compose, initialize_config_dir
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from omnigenome.data.benchmarks import load_ssp_split, ssp_dir  # noqa: E402
-from omnigenome.data.shards import INDEX, write_shards  # noqa: E402
-from omnigenome.ssp.zero_shot import format_table, score_split, vienna_structures  # noqa: E402
+from omnigenome.data.benchmarks import load_split, task_config
+from omnigenome.data.shards import INDEX, write_shards
+from omnigenome.folding import mfe_structures
+from omnigenome.settings import benchmark_dir, compose
+from omnigenome.ssp.zero_shot import format_table, score_split
 
 DATASETS = ("archive2", "bprna")
 
 
-def build_corpus(benchmark_root: Path, out: Path, workers: int, val_fraction: float = 0.02, seed: int = 0) -> Path:
-    """Shards of (id, training-split sequence, ViennaRNA MFE structure); reused when present."""
-    if (out / "train" / INDEX).is_file() and (out / "val" / INDEX).is_file():
+def split(dataset: str, name: str, benchmark_root: Path, limit: int | None = None) -> list:
+    return load_split(task_config(f"rgb/ssp_{dataset}", benchmark_dir=benchmark_root), name, limit=limit)
+
+
+def build_corpus(benchmark_root: Path, out: Path, workers: int, max_length: int, valid_fraction: float = 0.02,
+                 seed: int = 0) -> Path:
+    """Shards of (id, training-split sequence of at most `max_length` nt, ViennaRNA MFE structure); reused when
+    present."""
+    if (out / "train" / INDEX).is_file() and (out / "valid" / INDEX).is_file():
         return out
-    test = {r.sequence.upper() for d in DATASETS for r in load_ssp_split(d, "test", ssp_dir(d, benchmark_root))}
+    test = {r.sequence.upper() for d in DATASETS for r in split(d, "test", benchmark_root)}
     seen, records = set(), []
     for d in DATASETS:
-        for r in load_ssp_split(d, "train", ssp_dir(d, benchmark_root)):
+        for r in split(d, "train", benchmark_root):
             s = r.sequence.upper()
-            if s in seen or s in test:
+            if s in seen or s in test or len(s) > max_length:
                 continue
             seen.add(s)
             records.append((f"{d}-{r.id}", s))
-    print(f"corpus: {len(records)} distinct training-split sequences (test sequences removed), folding with ViennaRNA")
-    structures = vienna_structures([s for _, s in records], workers=workers, cache_dir=out.parent / "cache",
-                                   progress=True)
+    print(f"corpus: {len(records)} distinct training-split sequences of at most {max_length} nt (test sequences "
+          f"removed), folding with ViennaRNA")
+    structures = mfe_structures([s for _, s in records], workers=workers, cache_dir=out.parent / "cache", progress=True)
     rng = torch.Generator().manual_seed(seed)
-    is_val = torch.rand(len(records), generator=rng) < val_fraction
+    is_valid = torch.rand(len(records), generator=rng) < valid_fraction
     rows = [(rid, s, t) for (rid, s), t in zip(records, structures)]
-    write_shards((r for r, v in zip(rows, is_val) if not v), out / "train")
-    write_shards((r for r, v in zip(rows, is_val) if v), out / "val")
+    write_shards((r for r, v in zip(rows, is_valid) if not v), out / "train")
+    write_shards((r for r, v in zip(rows, is_valid) if v), out / "valid")
     return out
 
 
@@ -88,16 +92,14 @@ class TimeCosineLR(L.Callback):
 def pretrain(corpus: Path, minutes: float, work_dir: Path, overrides: list[str]):
     """The project's pretraining config with data=shards, trained for `minutes` of wall time."""
     budget_s = minutes * 60
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=[
-            "data=shards", f"data.corpus_dir={corpus}", "data.max_tokens=4096", "data.num_workers=0",
-            "data.pin_memory=false", "trainer=cpu", "trainer.max_steps=-1", "callbacks=none", "logger=none", "module.scheduler=null",
-            f"paths.output_dir={work_dir}", *overrides])
+    cfg = compose("train", overrides=[
+        "data=shards", f"data.corpus_dir={corpus}", "data.max_tokens=4096", "data.num_workers=0",
+        "data.pin_memory=false", "trainer=cpu", "trainer.max_steps=-1", "callbacks=none", "logger=none",
+        "module.scheduler=null", f"paths.output_dir={work_dir}", *overrides])
     L.seed_everything(cfg.seed, workers=True)
-    objectives = hydra.utils.instantiate(cfg.objective)
-    datamodule = hydra.utils.instantiate(cfg.data, objectives=objectives)
-    model = hydra.utils.instantiate(cfg.model)
-    module = hydra.utils.instantiate(cfg.module, model=model, objectives=objectives)
+    datamodule = hydra.utils.instantiate(cfg.data)
+    module = hydra.utils.instantiate(cfg.module)
+    model = module.model
     trainer = hydra.utils.instantiate(cfg.trainer, logger=False, callbacks=[TimeCosineLR(budget_s)],
                                       max_time=timedelta(seconds=budget_s), enable_progress_bar=True,
                                       limit_val_batches=0, enable_checkpointing=False)
@@ -112,33 +114,40 @@ def pretrain(corpus: Path, minutes: float, work_dir: Path, overrides: list[str])
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[1].strip(), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--minutes", type=float, default=10.0, help="pretraining wall time (default 10)")
-    p.add_argument("--benchmark-root", type=Path,
-                   default=Path(os.environ.get("OMNIGENOME_BENCHMARK_DATA", ROOT.parent / "shared" / "data")),
+    p.add_argument("--benchmark-root", type=Path, default=Path(benchmark_dir()),
                    help="folder holding rgb/RNA-SSP-* (default $OMNIGENOME_BENCHMARK_DATA or ../shared/data)")
-    p.add_argument("--work-dir", type=Path, default=ROOT / "data" / "zero_shot_cpu",
+    p.add_argument("--work-dir", type=Path, default=Path("data") / "zero_shot_cpu",
                    help="corpus, ViennaRNA cache and the trained model (default data/zero_shot_cpu)")
     p.add_argument("--workers", type=int, default=2, help="ViennaRNA folding processes (default 2)")
+    p.add_argument("--max-length", type=int, default=400,
+                   help="longest training sequence in the corpus (default 400 nt: folding time grows as length^3, "
+                        "and bpRNA's few long records would take most of it)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: torch's choice). On a CPU shared with other jobs, 1 thread can be "
                         "many times faster than 2 oversubscribed ones")
     p.add_argument("--limit", type=int, default=None, help="score only the first N test records (quick checks)")
+    p.add_argument("--model", type=Path, help="score this model instead of pretraining one (e.g. <work-dir>/model)")
     p.add_argument("overrides", nargs="*", help="extra Hydra overrides of conf/train.yaml, e.g. model.num_layers=6")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    corpus = build_corpus(args.benchmark_root, args.work_dir / "corpus", args.workers)
-    model, info = pretrain(corpus, args.minutes, args.work_dir / "run", args.overrides)
-    model.save_pretrained(args.work_dir / "model")
+    if args.model:
+        from omnigenome.model.loading import load_model
+        model = load_model(args.model)
+    else:
+        corpus = build_corpus(args.benchmark_root, args.work_dir / "corpus", args.workers, args.max_length)
+        model, info = pretrain(corpus, args.minutes, args.work_dir / "run", args.overrides)
+        model.save_pretrained(args.work_dir / "model")
+        print(f"\npretrained {info['steps']} steps in {info['minutes']:.1f} min (final train loss "
+              f"{info['train_loss']:.3f}); model saved to {args.work_dir / 'model'}")
 
     rows = {}
     for d in DATASETS:
-        records = load_ssp_split(d, "test", ssp_dir(d, args.benchmark_root), limit=args.limit)
-        scored = score_split(records, model, decoders=("valid", "argmax"), workers=args.workers,
-                             cache_dir=args.work_dir / "cache")
+        records = split(d, "test", args.benchmark_root, limit=args.limit)
+        scored = score_split(records, model, decoders=("valid", "argmax"), canonical_only=(False, True),
+                             workers=args.workers, cache_dir=args.work_dir / "cache")
         rows.update({f"{d} test: {name}": s for name, s in scored.items()})
-    print(f"\npretrained {info['steps']} steps in {info['minutes']:.1f} min (final train loss {info['train_loss']:.3f});"
-          f" model saved to {args.work_dir / 'model'}")
     print(format_table(rows, "zero-shot secondary structure prediction (Seq2Str head, no fine-tuning)"))
     return 0
 

@@ -116,6 +116,8 @@ def _add_fold(subparsers) -> None:
     p.add_argument("--min-loop", type=int, default=3, help="fewest unpaired nt inside a pair for 'valid' (default 3)")
     p.add_argument("--canonical", action="store_true", help="'valid' structures use only AU, CG and GU pairs")
     p.add_argument("--plot", metavar="DIR", help="also draw each structure to DIR/<id>.svg")
+    p.add_argument("--dtype", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="the model's number format: auto (default) is bf16 where the CPU or GPU computes it natively")
     p.set_defaults(run=_run_fold)
 
 
@@ -175,7 +177,7 @@ def _run_fold(args: argparse.Namespace) -> int:
             if len(sequence) > limit:
                 raise ValueError(f"record {rid!r}: {len(sequence)} nt is longer than the {limit} nt the model "
                                  f"reads; fold it with --engine vienna (no length limit)")
-        probs = structure_probabilities(model, sequences, ids=[rid for rid, _ in records])
+        probs = structure_probabilities(model, sequences, ids=[rid for rid, _ in records], dtype=args.dtype)
         structures = [decode(p, args.decode, s, min_loop=args.min_loop, canonical_only=args.canonical)
                       for p, s in zip(probs, sequences)]
         notes = [""] * len(structures)

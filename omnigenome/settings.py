@@ -138,7 +138,25 @@ def load_settings(config_name: str, schema: type, overrides: Sequence[str] = ())
         raise SettingsError(f"{config_name}: {_one_line(e)}") from None
 
 
+_said_cpu_precision = False
+
+
+def cpu_precision() -> str:
+    """Lightning's precision for CPU runs: "bf16-mixed" where the CPU has native bf16 matrix units (AMX,
+    AVX512-BF16, Arm BF16), else "32-true"; says which once. Configs read it as `${omnigenome.cpu_precision:}`."""
+    import logging
+
+    from omnigenome.utils import cpu_bf16_units
+    global _said_cpu_precision
+    units = cpu_bf16_units()
+    if not _said_cpu_precision:
+        logging.getLogger("omnigenome").info("CPU bf16: %s", f"yes ({units})" if units else "no: fp32")
+        _said_cpu_precision = True
+    return "bf16-mixed" if units else "32-true"
+
+
 def register_resolvers() -> None:
     """The `${omnigenome.*:}` resolvers that configs use (idempotent)."""
     from omegaconf import OmegaConf
     OmegaConf.register_new_resolver("omnigenome.benchmark_dir", benchmark_dir, replace=True)
+    OmegaConf.register_new_resolver("omnigenome.cpu_precision", cpu_precision, replace=True, use_cache=True)

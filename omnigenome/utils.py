@@ -37,3 +37,26 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence], title: str |
     text = ["| " + " | ".join(c.ljust(w) for c, w in zip(line, widths)) + " |" for line in lines]
     text.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return ((title + "\n") if title else "") + "\n".join(text)
+
+
+def cpu_bf16_units() -> str | None:
+    """The CPU's native bf16 matrix support, by name ("AMX", "AVX512-BF16", "Arm BF16"), or None.
+
+    Read from the kernel's CPU flags: bf16 without such units is emulated and slower than fp32 (measured: see
+    docs/performance.md), so it is only worth using where one of these is present."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            text = f.read()
+    except OSError:  # not Linux: not detected (trainer.precision=bf16-mixed asks for bf16 anyway)
+        return None
+    flags = set()
+    for line in text.splitlines():
+        if line.startswith(("flags", "Features")):
+            flags |= set(line.split(":", 1)[1].split())
+    if "amx_bf16" in flags:
+        return "AMX"
+    if "avx512_bf16" in flags:
+        return "AVX512-BF16"
+    if "bf16" in flags or "svebf16" in flags or "smebf16" in flags:
+        return "Arm BF16"
+    return None

@@ -13,14 +13,16 @@ from omnigenome.tokenizer import OmniGenomeTokenizer
 @torch.no_grad()
 def structure_probabilities(model, sequences: Sequence[str], max_tokens: int = 16384,
                             tokenizer: OmniGenomeTokenizer | None = None,
-                            ids: Sequence[str] | None = None) -> list[np.ndarray]:
+                            ids: Sequence[str] | None = None, dtype: str = "auto") -> list[np.ndarray]:
     """Per-nucleotide probabilities of `(`, `)`, `.`: one float32 array (len(seq), 3) per sequence, in input order.
 
     The model sees `<cls> seq <eos>` (no structure in context). Sequences are batched longest first
     so that a batch holds at most `max_tokens` padded tokens. Raises ValueError naming the record (its id
     from `ids`, else its 0-based position) for an empty sequence, an invalid character, or one longer than
-    the model reads (`config.max_nucleotides`, 1022 nt for the released models).
+    the model reads (`config.max_nucleotides`, 1022 nt for the released models). dtype: "auto" (bf16 where the
+    device computes it natively), "fp32" or "bf16" (see `omnigenome.model.precision`).
     """
+    from omnigenome.model.precision import autocast
     tokenizer = tokenizer or OmniGenomeTokenizer()
     ids = list(ids) if ids is not None else [str(k) for k in range(len(sequences))]
     limit = model.config.max_nucleotides
@@ -40,8 +42,9 @@ def structure_probabilities(model, sequences: Sequence[str], max_tokens: int = 1
             stop = start + max(1, max_tokens // width)
             batch_ids = order[start:stop]
             batch = tokenizer([sequences[k] for k in batch_ids], records=[ids[k] for k in batch_ids])
-            logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device),
-                           heads=("structure",)).structure_logits
+            with autocast(device, dtype):
+                logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device),
+                               heads=("structure",)).structure_logits
             p = torch.softmax(logits.float(), dim=-1).cpu().numpy()
             for row, k in enumerate(batch_ids):
                 probs[k] = p[row, 1: len(sequences[k]) + 1]
@@ -53,7 +56,7 @@ def structure_probabilities(model, sequences: Sequence[str], max_tokens: int = 1
 
 def predict_structures(model, sequences: Sequence[str], method: str = "valid", min_loop: int = 3,
                        canonical_only: bool = False, max_tokens: int = 16384,
-                       ids: Sequence[str] | None = None) -> list[str]:
+                       ids: Sequence[str] | None = None, dtype: str = "auto") -> list[str]:
     """Dot-bracket structures predicted by the model's structure head (see `omnigenome.ssp.decode`)."""
-    probs = structure_probabilities(model, sequences, max_tokens=max_tokens, ids=ids)
+    probs = structure_probabilities(model, sequences, max_tokens=max_tokens, ids=ids, dtype=dtype)
     return [decode(p, method, s, min_loop=min_loop, canonical_only=canonical_only) for p, s in zip(probs, sequences)]

@@ -25,13 +25,15 @@ COLUMNS = (("macro_f1", "token macro-F1"), ("mcc", "token MCC"), ("bp_precision"
 
 
 def score_split(records: Sequence, model=None, decoders: Sequence[str] = ("valid",), min_loop: int = 3,
-                canonical_only: bool = False, max_tokens: int = 16384, vienna: bool = True, workers: int = 1,
-                cache_dir: str | os.PathLike | None = None, progress: bool = False) -> dict[str, dict[str, float]]:
+                canonical_only: bool | Sequence[bool] = False, max_tokens: int = 16384, vienna: bool = True,
+                workers: int = 1, cache_dir: str | os.PathLike | None = None,
+                progress: bool = False) -> dict[str, dict[str, float]]:
     """Scores of each predictor on the records (objects with .sequence and .structure, the true dot-bracket):
     {row name: structure_scores(...) + "seconds"}.
 
-    Rows: "model (<decoder>)" for each decoder when a model is given (one forward pass shared by
-    all decoders), and "ViennaRNA <version> MFE" when `vienna`.
+    Rows: "model (<decoder>)" for each decoder when a model is given (one forward pass shared by all of them;
+    `valid` once per value of `canonical_only`, a list compares them: "model (valid, canonical pairs)"), and
+    "ViennaRNA <version> MFE" when `vienna`.
     """
     for d in decoders:
         if d not in DECODERS:
@@ -43,12 +45,13 @@ def score_split(records: Sequence, model=None, decoders: Sequence[str] = ("valid
         start = time.perf_counter()
         probs = structure_probabilities(model, sequences, max_tokens=max_tokens)
         forward_s = time.perf_counter() - start
+        canonical = [canonical_only] if isinstance(canonical_only, bool) else list(canonical_only)
         for d in decoders:
-            start = time.perf_counter()
-            predicted = [decode(p, d, s, min_loop=min_loop, canonical_only=canonical_only)
-                         for p, s in zip(probs, sequences)]
-            rows[f"model ({d})"] = {**structure_scores(predicted, true),
-                                    "seconds": forward_s + time.perf_counter() - start}
+            for c in canonical if d == "valid" else [False]:
+                start = time.perf_counter()
+                predicted = [decode(p, d, s, min_loop=min_loop, canonical_only=c) for p, s in zip(probs, sequences)]
+                rows[f"model ({d}{', canonical pairs' if c else ''})"] = {
+                    **structure_scores(predicted, true), "seconds": forward_s + time.perf_counter() - start}
     if vienna:
         start = time.perf_counter()
         predicted = mfe_structures(sequences, workers=workers, cache_dir=cache_dir, progress=progress)
@@ -66,7 +69,8 @@ def format_table(rows: dict[str, dict[str, float]], title: str | None = None) ->
 
 
 def run_zero_shot(ckpt: str | None, task, split: str = "test", decode: Sequence[str] | str = "valid",
-                  min_loop: int = 3, canonical_only: bool = False, max_tokens: int = 16384, vienna: bool = True,
+                  min_loop: int = 3, canonical_only: bool | Sequence[bool] = False, max_tokens: int = 16384,
+                  vienna: bool = True,
                   workers: int = 1, limit: int | None = None, cache_dir: str | None = None,
                   attention_backend: str = "auto", progress: bool = True) -> dict[str, dict[str, float]]:
     """Load the split of the structure task and the model (`ckpt`: train.py checkpoint or Hugging Face dir;
