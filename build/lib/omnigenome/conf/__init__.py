@@ -1,1 +1,0 @@
-"""The Hydra configs, installed as the package data `omnigenome.conf` (read with importlib.resources)."""
