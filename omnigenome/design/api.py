@@ -66,17 +66,18 @@ def design(structure: str, method: str = "local", budget_seconds: float | None =
         from omnigenome.design.rnainverse import rnainverse
         return rnainverse(structure, budget_seconds, seed, name)
     from omnigenome.design.base import Budget
+    from omnigenome.design.ga import GeneticAlgorithm
+    from omnigenome.design.portfolio import Portfolio
     proposer = _proposer(model)
+    settings = settings or load_settings(method)  # imports and settings come before the budget starts
     rng = random.Random(seed)
     budget = Budget(budget_seconds, max_evaluations)
     if method == "ga":
-        from omnigenome.design.ga import GeneticAlgorithm
         search = GeneticAlgorithm(structure, rng, budget, settings, proposer)
         best, solved = search.run()
         restarts = 0
         seq = best.seq if best is not None else ["A"] * len(structure)
     else:
-        from omnigenome.design.portfolio import Portfolio
         search = Portfolio(structure, rng, budget, settings, proposer)
         best, solved = search.run()
         restarts = search.restarts
