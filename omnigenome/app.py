@@ -120,6 +120,8 @@ def evaluate(cfg: DictConfig) -> dict:
     """Run the evaluation `cfg.evaluation` (objectives, ssp_zero_shot or finetune; conf/evaluation/)."""
     _quiet_lightning()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
+    if cfg.get("ckpt") and not Path(cfg.ckpt).exists():
+        raise SettingsError(f"ckpt={cfg.ckpt}: no such checkpoint file or model folder")
     try:
         run = hydra.utils.instantiate(cfg.evaluation)
     except _BUILD_ERRORS as e:
