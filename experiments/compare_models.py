@@ -400,10 +400,11 @@ def write_report(settings: dict, tasks: Sequence[str], models: Sequence[str], sk
                          text, c.get("steps"), f"{minutes:.1f}"])
     seeds = sorted({c["seed"] for group in cells.values() for c in group})
     lines = [f"# Model comparison: test metrics, mean ± std over seeds {seeds}", "",
-             f"Reference: {models[0]}. Baselines are scored on the same test items. Δ is the difference of a model's "
-             f"seed-mean test metric from the reference's; the interval is a {confidence} percentile bootstrap over "
-             f"test records ({settings['bootstrap']['resamples']} resamples; a per-nucleotide task resamples whole "
-             f"sequences).", "", "## Monitored metric", "",
+             f"Reference: {models[0]}. Baselines are scored on the same test items. Δ is a model's seed-mean test "
+             f"metric minus the reference's (Δ > 0: higher, which is better for ↑ metrics and worse for ↓ ones); the "
+             f"interval is a {confidence} percentile bootstrap over test records "
+             f"({settings['bootstrap']['resamples']} resamples; a per-nucleotide task resamples whole sequences).",
+             "", "## Monitored metric", "",
              markdown_table(["task", "metric", *columns], monitored), ""]
     if paired:
         lines += [f"## Paired difference from {models[0]} ({confidence} bootstrap interval over test records)", "",
@@ -462,8 +463,11 @@ def plot(rows: list[dict], tasks: Sequence[str], columns: Sequence[str], path: P
         ax.set_xticks([])
         arrow = "higher" if monitor[task]["mode"] == "max" else "lower"
         ax.set_ylabel(f"{monitor[task]['monitor']} ({arrow} is better)", fontsize=8)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(6, len(labels)), fontsize=8)
+    legend = {}
+    for ax in axes[0]:  # a baseline may show on some tasks only (ViennaRNA: structure tasks)
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    fig.legend(list(legend.values()), list(legend), loc="lower center", ncol=min(6, len(legend)), fontsize=8)
     fig.suptitle(f"test metric, mean ± std over seeds {list(seeds)}", fontsize=9)
     fig.tight_layout(rect=(0, 0.1, 1, 0.95))
     fig.savefig(path, dpi=120)
@@ -477,6 +481,8 @@ def compare(argv: Sequence[str], runner: Callable[..., dict] = run_cell) -> int:
     settings, train_overrides = load_settings(argv)
     results_dir = Path(settings["results_dir"])
     if settings["report_only"]:
+        if not (results_dir / "cells").is_dir():
+            raise SettingsError(f"report_only=true: no cells under {results_dir} (results_dir=?)")
         models = list(settings["models"]) or sorted(p.name for p in (results_dir / "cells").iterdir() if p.is_dir())
         status_file = results_dir / "status.json"
         status = json.loads(status_file.read_text()) if status_file.is_file() else {}
