@@ -40,6 +40,8 @@ def main(argv: list[str]) -> int:
                     "no_train=valid", "seeds=[1]", f"results_dir={results}", "threads=1", *BUDGET, *extra]
     print(f"$ python experiments/compare_models.py {' '.join(argv_compare)}", flush=True)
     status = compare_models.main(argv_compare)
+    if status == 2:  # a bad setting: nothing ran
+        return status
     table = cpu_table(results.resolve(), name, RGB + GUE, compare_models)
     (results / "cpu.md").write_text(table + "\n")
     print("\n" + table)
