@@ -4,16 +4,14 @@ ViennaRNA, in one table.
 
     python experiments/finetune_cpu.py init_from=logs/pretrain/runs/<run>/checkpoints/last.ckpt [seeds=[1]]
 
-Runs `experiments/run_suite.py` for suite=rgb (tasks without a training split, SNMD and SNMR, fine-tune on
-their validation split with 10% held out: no_train=valid) and suite=gue, with the CPU budget below (every
-argument not named here is passed on to train.py and overrides it), then writes `<results_dir>/cpu.md`.
-Resumable like run_suite: finished cells are reused.
+Runs `experiments/compare_models.py` with the one model (`models={tiny: <init_from>}`), the tasks below (tasks
+without a training split, SNMD and SNMR, fine-tune on their validation split with 10% held out: no_train=valid)
+and the CPU budget below, one thread per cell; every other key=value is passed on (a compare_models setting, or
+a train.py override that overrides the budget). Then writes `<results_dir>/cpu.md`. Resumable like
+compare_models: finished cells are reused.
 """
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -31,51 +29,49 @@ BUDGET = ["trainer.max_steps=200", "trainer.max_epochs=-1", "trainer.val_check_i
 
 
 def main(argv: list[str]) -> int:
-    import run_suite
-    opts = dict(a.split("=", 1) for a in argv if a.split("=", 1)[0] in ("init_from", "seeds", "model", "results_dir"))
+    import compare_models
+    opts = dict(a.split("=", 1) for a in argv if a.split("=", 1)[0] in ("init_from", "model_name"))
     extra = [a for a in argv if a.split("=", 1)[0] not in opts]
-    model = opts.get("model", "tiny")
-    results = Path(opts.get("results_dir", "results/cpu"))
-    common = [f"model={model}", f"init_from={opts.get('init_from', 'last')}", f"seeds={opts.get('seeds', '[1]')}",
-              f"results_dir={results}", *BUDGET, *extra]
+    name = opts.get("model_name", "tiny")
+    results = Path(next((a.split("=", 1)[1] for a in extra if a.startswith("results_dir=")), "results/cpu"))
     # One thread per run: on two cores shared with other work, torch's two OpenMP threads contend with the
     # other processes and a step runs 5-20x slower (measured here: 0.8 s vs 4-24 s per 4096-token step).
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    status = 0
-    for suite, tasks in (("rgb", RGB), ("gue", GUE)):
-        argv_suite = [f"suite={suite}", f"tasks=[{','.join(tasks)}]", "no_train=valid", *common]
-        print(f"$ python experiments/run_suite.py {' '.join(argv_suite)}", flush=True)
-        status |= subprocess.run([sys.executable, "experiments/run_suite.py", *argv_suite], cwd=ROOT, env=env).returncode
-    table = combined_table(results, model, RGB + GUE, run_suite)
+    argv_compare = [f"models={{{name}: {opts.get('init_from', 'last')}}}", f"tasks=[{','.join(RGB + GUE)}]",
+                    "no_train=valid", "seeds=[1]", f"results_dir={results}", "threads=1", *BUDGET, *extra]
+    print(f"$ python experiments/compare_models.py {' '.join(argv_compare)}", flush=True)
+    status = compare_models.main(argv_compare)
+    if status == 2:  # a bad setting: nothing ran
+        return status
+    table = cpu_table(results.resolve(), name, RGB + GUE, compare_models)
     (results / "cpu.md").write_text(table + "\n")
     print("\n" + table)
     return status
 
 
-def combined_table(results: Path, model: str, tasks: list[str], run_suite) -> str:
+def cpu_table(results: Path, model: str, tasks: list[str], compare_models) -> str:
     """One row per task: the monitored metric of the model (mean ± std over seeds), the constant baseline and
     ViennaRNA, plus train size, steps and the fine-tuning wall time of one cell."""
+    from omnigenome.finetune.comparison import mean_std
+    cells = compare_models.load_cells(results, [model])
     lines = ["| task | metric | tiny fine-tuned | majority / mean | ViennaRNA | train examples | test examples | steps | seeds | minutes per run |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for task in tasks:
-        suite = task.split("/")[0]
-        cells = [json.loads(p.read_text()) for p in sorted((results / suite / model / "cells").glob(
-            f"{run_suite.cell_name(task, 0).rsplit('__seed', 1)[0]}__seed*.json"))]
-        if not cells:
+        group = cells.get((task, model))
+        if not group:
             lines.append(f"| {task} | - | not run | | | | | | | |")
             continue
-        monitor = cells[0]["monitor"]
-        mean, std = run_suite.mean_std([c["metrics"].get(monitor) for c in cells])
-        base = cells[0].get("baselines") or {}
+        monitor = group[0]["monitor"]
+        mean, std, n = mean_std([c["metrics"].get(monitor) for c in group])
+        base = group[0].get("baselines") or {}
         const = base.get("majority") or base.get("mean") or {}
         vienna = base.get("ViennaRNA") or {}
 
         def f(v):
             return "-" if v is None else f"{v:.3f}"
-        minutes = sum(c.get("seconds", 0) for c in cells) / len(cells) / 60
-        lines.append(f"| {task} | {monitor} | {run_suite.fmt(mean, std, len(cells))} | {f(const.get(monitor))} | "
-                     f"{f(vienna.get(monitor)) if vienna else ''} | {cells[0].get('num_train')} | {cells[0].get('num_test')} | "
-                     f"{cells[0].get('steps')} | {len(cells)} | {minutes:.1f} |")
+        minutes = sum(c.get("seconds", 0) for c in group) / len(group) / 60
+        lines.append(f"| {task} | {monitor} | {compare_models._fmt(mean, std, n)} | {f(const.get(monitor))} | "
+                     f"{f(vienna.get(monitor)) if vienna else ''} | {group[0].get('num_train')} | {group[0].get('num_test')} | "
+                     f"{group[0].get('steps')} | {len(group)} | {minutes:.1f} |")
     return "\n".join(lines)
 
 

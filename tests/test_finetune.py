@@ -2,7 +2,9 @@
 structure input behave, and train.py experiment=finetune -> evaluate.py reproduce the same test metrics."""
 import copy
 import json
+import re
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,8 +33,8 @@ from omnigenome.tokenizer import CLS_ID, EOS_ID, OmniGenomeTokenizer
 
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "experiments"))
+import compare_models  # noqa: E402
 import evaluate as evaluate_script  # noqa: E402
-run_suite = None  # rewritten below
 import train as train_script  # noqa: E402
 
 
@@ -347,51 +349,154 @@ def test_data_dir_override_reaches_the_task(tmp_path):
     assert cfg.task.data_dir.endswith("gue/tf/0")
 
 
-# --- run_suite ---------------------------------------------------------------------------------------
+# --- compare_models ----------------------------------------------------------------------------------
 
-def test_run_suite_plans_skips_and_resumes(shared_data, tmp_path, monkeypatch):
-    args, passthrough = run_suite.parse_args(["suite=rgb", "model=tiny", "seeds=[1,2]", "trainer.max_steps=5",
-                                              f"results_dir={tmp_path}", "tasks=[rgb/ssp_archive2,rgb/ssp_rnastralign,rgb/snmd]"])
-    assert args["seeds"] == [1, 2] and passthrough == ["trainer.max_steps=5"]
-    assert run_suite.task_plan("rgb/ssp_archive2", "skip") == ([], None)
-    assert run_suite.task_plan("rgb/ssp_rnastralign", "skip")[0] is None  # not in ../shared/data
-    assert "no training split" in run_suite.task_plan("rgb/snmd", "skip")[1]
-    assert "task.splits.train=valid" in run_suite.task_plan("rgb/snmd", "valid")[0]
+SSP_RECORDS = 30
+
+
+def fake_cell(accuracy, ran):
+    """A cell runner that writes what `train.py experiment=finetune` writes (test_metrics.json and
+    test_predictions.npz) for a fake rgb/ssp_archive2 run: 30 test records of 4-9 nucleotides; a model predicts a
+    record right with probability accuracy[model] (per record, seeded by the seed), else predicts class 2."""
+    def run(cell, results_dir, train_overrides, settings):
+        ran.append((cell.model, cell.task, cell.seed))
+        rng = np.random.default_rng(0)  # the test split: the same records for every model and seed
+        lengths = rng.integers(4, 10, SSP_RECORDS)
+        targets = rng.integers(0, 2, lengths.sum())  # classes 0 and 1; 2 is the wrong guess
+        records = np.repeat(np.arange(SSP_RECORDS), lengths)
+        right = np.random.default_rng(cell.seed).random(SSP_RECORDS) < accuracy[cell.model]
+        classes = np.where(right[records], targets, 2)
+        preds = np.eye(3, dtype=np.float32)[classes] * 5
+        run_dir = compare_models.run_dir_of(results_dir, cell)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(run_dir / "test_predictions.npz", preds=preds, targets=targets, record_index=records,
+                            record_ids=np.asarray([f"r{i}" for i in range(SSP_RECORDS)]))
+        scores = task_metrics(["macro_f1", "mcc"], torch.from_numpy(preds), torch.from_numpy(targets),
+                              "token_classification", 3, probabilities=False)
+        return {"task": cell.task, "backbone": cell.model, "metrics": {**scores, "loss": 1.0, "items": float(len(targets))},
+                "baselines": {"majority": {"macro_f1": 0.2, "mcc": 0.0}, "ViennaRNA": {"macro_f1": 0.6, "mcc": 0.4}},
+                "monitor": "macro_f1", "monitor_mode": "max", "num_train": 100, "num_test": SSP_RECORDS,
+                "truncated": {"train": [3, 100], "valid": [0, 20], "test": [1, SSP_RECORDS]}, "steps": 5}
+    return run
+
+
+def reference_interval(results_dir, models, seeds, resamples, confidence=0.95, seed=0):
+    """The paired bootstrap of models[1] against models[0] written out by hand (scikit-learn's macro-F1): the same
+    resamples of whole records, the seed-mean metric of each model on each resample, percentiles of the difference."""
+    from sklearn.metrics import f1_score
+    runs = {m: [np.load(results_dir / "runs" / m / "rgb/ssp_archive2" / f"seed{s}" / "test_predictions.npz")
+                for s in seeds] for m in models}
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(resamples):
+        counts = np.bincount(rng.integers(0, SSP_RECORDS, SSP_RECORDS), minlength=SSP_RECORDS)
+        means = []
+        for m in models:
+            scores = []
+            for z in runs[m]:
+                take = np.repeat(np.arange(len(z["record_index"])), counts[z["record_index"]])
+                scores.append(f1_score(z["targets"][take], z["preds"][take].argmax(1), average="macro"))
+            means.append(np.mean(scores))
+        diffs.append(means[1] - means[0])
+    tail = 100 * (1 - confidence) / 2
+    return np.percentile(diffs, [tail, 100 - tail])
+
+
+def test_compare_models_plans_skips_resumes_and_reports(shared_data, tmp_path, capsys):
+    results = tmp_path / "cmp"
+    argv = ["models={good: null, poor: null}", "tasks=[rgb/ssp_archive2,rgb/ssp_rnastralign,rgb/snmd]", "seeds=[1,2]",
+            f"results_dir={results}", "bootstrap.resamples=100", "trainer.max_steps=5", "data.eval_limit=30"]
+    settings, passed = compare_models.load_settings(argv)
+    assert settings["models"] == {"good": None, "poor": None} and settings["seeds"] == [1, 2]
+    assert passed == ["trainer.max_steps=5", "data.eval_limit=30"]
+    assert compare_models.task_plan("rgb/ssp_archive2", "skip") == ([], None)
+    assert "no test split" in compare_models.task_plan("rgb/ssp_rnastralign", "skip")[1]  # not in ../shared/data
+    assert "no training split" in compare_models.task_plan("rgb/snmd", "skip")[1]
+    assert compare_models.task_plan("rgb/snmd", "valid")[0] == compare_models.VALID_AS_TRAIN
 
     ran = []
-
-    def fake_cell(task, seed, args, extra, passthrough, model_dir):
-        ran.append((task, seed))
-        return {"task": task, "seed": seed, "monitor": "macro_f1", "metrics": {"macro_f1": 0.5 + seed / 10, "mcc": 0.1},
-                "baselines": {"majority": {"macro_f1": 0.2, "mcc": 0.0}}}
-    monkeypatch.setattr(run_suite, "run_cell", fake_cell)
-    status = run_suite.run_suite(args, passthrough)
-    assert ran == [("rgb/ssp_archive2", 1), ("rgb/ssp_archive2", 2)]
-    assert set(status["skipped"]) == {"rgb/ssp_rnastralign", "rgb/snmd"}
+    accuracy = {"good": 0.9, "poor": 0.4}
+    assert compare_models.compare(argv, runner=fake_cell(accuracy, ran)) == 0
+    assert ran == [("good", "rgb/ssp_archive2", 1), ("good", "rgb/ssp_archive2", 2),
+                   ("poor", "rgb/ssp_archive2", 1), ("poor", "rgb/ssp_archive2", 2)]
+    cell = json.loads((results / "cells" / "poor" / "rgb__ssp_archive2__seed2.json").read_text())
+    assert cell["overrides"] == ["trainer.max_steps=5", "data.eval_limit=30"] and cell["init_from"] is None
     ran.clear()
-    run_suite.run_suite(args, passthrough)  # finished cells are not rerun
+    assert compare_models.compare(argv, runner=fake_cell(accuracy, ran)) == 0  # finished cells are not rerun
     assert ran == []
-    paths = run_suite.write_report(tmp_path / "rgb", status["skipped"])
-    md = paths["md"].read_text()
-    assert "| rgb/ssp_archive2 | macro_f1 | 0.650 ± 0.071 | 0.200 |" in md and "rgb/snmd: no training split" in md
-    rows = list(__import__("csv").DictReader(open(paths["csv"])))
-    assert {(r["model"], r["metric"]) for r in rows} == {("tiny", "macro_f1"), ("tiny", "mcc"),
-                                                         ("majority / mean", "macro_f1"), ("majority / mean", "mcc")}
+    assert "0 cells run, 4 reused" in capsys.readouterr().out
+    with pytest.raises(compare_models.SettingsError, match="was run with other settings.*trainer.max_steps=6"):
+        compare_models.compare([*argv[:-2], "trainer.max_steps=6", "data.eval_limit=30"], runner=fake_cell(accuracy, ran))
+
+    md = re.sub(" +", " ", (results / "results.md").read_text())  # the tables' cells are padded
+    rows = list(__import__("csv").DictReader(open(results / "results.csv")))
+    by = {(r["model"], r["metric"]): r for r in rows}
+    good, poor = (float(by[(m, "macro_f1")]["mean"]) for m in ("good", "poor"))
+    assert good > poor
+    # the table: mean ± std over the two seeds, and the baselines of the same items beside them
+    std = float(by[("good", "macro_f1")]["std"])
+    assert f"| rgb/ssp_archive2 | macro_f1 ↑ | {good:.3f} ± {std:.3f} |" in md and "| 0.200 | 0.600 |" in md
+    assert "rgb/snmd: no training split" in md and "rgb/ssp_rnastralign: no test split" in md
+    assert "train 3/100, valid 0/20, test 1/30" in md  # truncated records per split
+    assert (results / "results.png").is_file()
+    # the paired difference: the seed-mean difference, and the bootstrap interval over records (exactly the
+    # hand-written bootstrap's), which here lies below zero
+    delta, low, high = (float(by[("poor", "macro_f1")][k]) for k in ("delta", "ci_low", "ci_high"))
+    assert delta == pytest.approx(poor - good)
+    ref_low, ref_high = reference_interval(results, ["good", "poor"], [1, 2], 100)
+    assert (low, high) == (pytest.approx(ref_low, abs=1e-6), pytest.approx(ref_high, abs=1e-6))
+    assert low < delta < high < 0
+    assert f"| rgb/ssp_archive2 | macro_f1 | poor | {delta:+.3f} | [{low:+.3f}, {high:+.3f}] | 30" in md
+    assert by[("good", "macro_f1")]["delta"] == ""  # the reference
+
+    # no_train=valid adds SNMD's cells; a failed cell is reported and the others still count
+    def failing(cell, results_dir, overrides, settings):
+        if cell.model == "poor":
+            raise RuntimeError("exit status 1; log x")
+        return fake_cell(accuracy, ran)(cell, results_dir, overrides, settings)
+    status = compare_models.compare([*argv[:2], "seeds=[1]", *argv[3:], "no_train=valid"], runner=failing)
+    assert status == 1 and ("good", "rgb/snmd", 1) in ran
+    assert "poor rgb/snmd seed 1: exit status 1" in (results / "results.md").read_text()
+
+
+def test_compare_models_checks_settings_before_running(tmp_path):
+    base = ["models={a: null}", "tasks=[gue/prom_300_tata]", f"results_dir={tmp_path}"]
+    with pytest.raises(compare_models.SettingsError, match="unknown setting 'trainer.max_stpes'"):
+        compare_models.compare([*base, "trainer.max_stpes=3"], runner=None)
+    with pytest.raises(compare_models.SettingsError, match="unknown setting 'bootstrap.resampels'"):
+        compare_models.compare([*base, "bootstrap.resampels=3"], runner=None)
+    with pytest.raises(compare_models.SettingsError, match="init_from is set by each cell"):
+        compare_models.compare([*base, "init_from=x"], runner=None)
+    with pytest.raises(compare_models.SettingsError, match="models= is required"):
+        compare_models.compare(base[1:], runner=None)
+    with pytest.raises(compare_models.SettingsError, match="model b: init_from=multimolecule/rnafm: .*download it once .*--local-dir models/rnafm"):
+        compare_models.compare(["models={a: null, b: multimolecule/rnafm}", *base[1:]], runner=None)
+    assert not list(tmp_path.iterdir())  # nothing ran, nothing written
+    assert compare_models.main([*base, "trainer.max_stpes=3"]) == 2
 
 
 @pytest.mark.slow
-def test_run_suite_command_line_end_to_end(shared_data, tmp_path):
-    """Two seeds of one GUE task through train.py subprocesses; tables and chart written; a rerun reuses them."""
+def test_compare_models_command_line_end_to_end(shared_data, tmp_path):
+    """Two tiny backbones (a random OmniGenome and an RNA-FM built with multimolecule) x one GUE task x two seeds
+    through train.py subprocesses; tables and chart written; a rerun reuses the cells."""
     import subprocess
-    argv = [sys.executable, "experiments/run_suite.py", "suite=gue", "model=random", "tasks=[gue/prom_300_tata]",
-            "seeds=[1,2]", f"results_dir={tmp_path}", *SMALL, "trainer.max_steps=3", "trainer.max_epochs=-1",
-            "trainer.val_check_interval=3", "trainer.check_val_every_n_epoch=null", "data.train_limit=32",
-            "data.eval_limit=16", "data.max_tokens=2048", f"paths.data_dir={tmp_path}/data"]
+    import tiny_backbones
+    rnafm = tiny_backbones.rnafm(tmp_path / "rnafm", hidden=32)
+    argv = [sys.executable, "experiments/compare_models.py", f"models={{omnigenome: null, rnafm: {rnafm}}}",
+            "tasks=[gue/prom_300_tata]", "seeds=[1,2]", f"results_dir={tmp_path}/cmp", "bootstrap.resamples=50",
+            "threads=1", "parallel=2", *SMALL, "trainer.max_steps=3", "trainer.max_epochs=-1", "trainer.val_check_interval=3",
+            "trainer.check_val_every_n_epoch=null", "data.train_limit=32", "data.eval_limit=16",
+            "data.max_tokens=2048", "logger=csv", f"paths.data_dir={tmp_path}/data"]
     out = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    assert len(list((tmp_path / "gue" / "random" / "cells").glob("*.json"))) == 2
-    md = (tmp_path / "gue" / "results.md").read_text()
-    assert "gue/prom_300_tata" in md and "±" in md and "majority / mean" in md
-    assert (tmp_path / "gue" / "results.csv").is_file()
+    results = tmp_path / "cmp"
+    for model in ("omnigenome", "rnafm"):
+        assert len(list((results / "cells" / model).glob("*.json"))) == 2
+        z = np.load(results / "runs" / model / "gue/prom_300_tata/seed1/test_predictions.npz")
+        assert z["preds"].shape == (16, 2) and sorted(z["record_index"].tolist()) == list(range(16))
+    md = (results / "results.md").read_text()
+    assert "gue/prom_300_tata" in md and "±" in md and "majority / mean" in md and "| rnafm " in md
+    assert "Paired difference from omnigenome" in md
+    assert (results / "results.csv").is_file() and (results / "results.png").is_file()
     again = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=900)
-    assert "0 cells run, 2 reused" in again.stdout
+    assert "0 cells run, 4 reused" in again.stdout

@@ -79,13 +79,17 @@ def encode_examples(examples: Sequence, task: dict, tokenizer, structures: Seque
     return encoded, cropped
 
 
-def collate(items: Sequence[Encoded], head: str, tokenizer) -> dict:
+def collate(items: Sequence[Encoded], head: str, tokenizer, indices: Sequence[int] | None = None) -> dict:
     """One batch: the tokenizer's layout (see `omnigenome.model.backbones.batch_layout`) plus `labels`
-    ((S,) or (S, C) for sequence heads; (N,) or (N, T) for token heads, aligned with nucleotide_index)."""
+    ((S,) or (S, C) for sequence heads; (N,) or (N, T) for token heads, aligned with nucleotide_index) and
+    `record_index` (S,): each sequence's index in its split (`indices`; default 0..S-1), which per-item
+    predictions are reported with."""
     batch = tokenizer.collate([it.tokens for it in items])
     labels = [it.label for it in items]
     labels = np.concatenate(labels) if head in TOKEN_HEADS else np.stack(labels)
     batch["labels"] = torch.as_tensor(labels, dtype=torch.int64 if head in CLASSIFICATION_HEADS else torch.float32)
+    batch["record_index"] = torch.as_tensor(np.arange(len(items)) if indices is None else np.asarray(indices),
+                                            dtype=torch.int64)
     return batch
 
 
@@ -96,7 +100,7 @@ class EncodedExamples(Dataset):
         self.items, self.head, self.tokenizer = items, head, tokenizer
 
     def __getitem__(self, key: BatchKey) -> dict:
-        return collate([self.items[i] for i in key.indices], self.head, self.tokenizer)
+        return collate([self.items[i] for i in key.indices], self.head, self.tokenizer, key.indices)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -123,18 +127,21 @@ class FinetuneDataModule(L.LightningDataModule):
     train_limit / eval_limit: fine-tune on / evaluate on a seeded random subset of this many examples
         (`subset_seed`, the same for every run seed, so seeds differ only in initialisation and order).
     valid_fraction: a task without a validation split holds out this fraction of its training split.
+    alphabet / lowercase: U or T, and the case, of the backbone's input (null: the model's, read from its
+        tokenizer); the same values must reach the backbone (conf: `finetune.alphabet`, `finetune.lowercase`).
     """
 
     def __init__(self, task, backbone=None, random_model=None, trust_remote_code: bool = False,
                  max_tokens: int = 8192, structure_input: bool = False, fold_workers: int = 1,
                  cache_dir: str | None = None, train_limit: int | None = None, eval_limit: int | None = None,
-                 valid_fraction: float = 0.1, subset_seed: int = 0, seed: int = 0, num_workers: int = 0):
+                 valid_fraction: float = 0.1, subset_seed: int = 0, seed: int = 0, num_workers: int = 0,
+                 alphabet: str | None = None, lowercase: bool | None = None):
         super().__init__()
         self.task = absolute_paths(plain_task(task))
         self.head = check_head(self.task["head"])
         if backbone is None or isinstance(backbone, (str, bytes)) or hasattr(backbone, "__fspath__"):
             from omnigenome.model.backbones import load_tokenizer
-            backbone = load_tokenizer(backbone, random_model, trust_remote_code)
+            backbone = load_tokenizer(backbone, random_model, trust_remote_code, alphabet, lowercase)
         self.tokenizer = backbone
         self.max_tokens, self.structure_input = int(max_tokens), bool(structure_input)
         self.fold_workers, self.cache_dir = fold_workers, cache_dir

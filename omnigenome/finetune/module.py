@@ -17,10 +17,11 @@ from typing import Callable
 import lightning as L
 import torch
 
+from omnigenome.constants import TOKEN_HEADS
 from omnigenome.finetune.datamodule import plain_task
 from omnigenome.metrics import task_metrics
 from omnigenome.model.backbones import Backbone
-from omnigenome.model.heads import scored_items, task_loss
+from omnigenome.model.heads import scored_mask, task_loss
 from omnigenome.model.task import TaskModel
 from omnigenome.training.module import configure_optimization
 
@@ -55,7 +56,7 @@ class FinetuneModule(L.LightningModule):
         weights = task.get("class_weights")
         self.register_buffer("class_weights", torch.tensor(weights, dtype=torch.float32) if weights else None,
                              persistent=False)
-        self._outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
 
     @property
     def backbone(self) -> Backbone:
@@ -76,8 +77,12 @@ class FinetuneModule(L.LightningModule):
 
     # --- evaluation -----------------------------------------------------------------------------
     def _eval_step(self, batch):
-        preds, targets = scored_items(self.head_type, self(batch).detach().float(), batch["labels"])
-        self._outputs.append((preds.cpu(), targets.cpu()))
+        preds, labels = self(batch).detach().float(), batch["labels"]
+        records = batch["record_index"]
+        if self.head_type in TOKEN_HEADS:
+            records = records[batch["nucleotide_seq"]]  # the record of every nucleotide
+        keep = scored_mask(self.head_type, labels)
+        self._outputs.append((preds[keep].cpu(), labels[keep].cpu(), records[keep].cpu()))
 
     def validation_step(self, batch, batch_idx):
         self._eval_step(batch)
@@ -90,14 +95,15 @@ class FinetuneModule(L.LightningModule):
 
     on_test_epoch_start = on_validation_epoch_start
 
-    def epoch_predictions(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(preds, targets) of every scored item of the last evaluated split."""
-        return torch.cat([p for p, _ in self._outputs]), torch.cat([t for _, t in self._outputs])
+    def epoch_predictions(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(preds, targets, records) of every scored item of the last evaluated split: head outputs (N, C),
+        labels (N,) or (N, C), and the index in the split of the record each item belongs to (N,)."""
+        return tuple(torch.cat([out[k] for out in self._outputs]) for k in range(3))
 
     def _log_metrics(self, stage: str):
         if not self._outputs:
             return
-        preds, targets = self.epoch_predictions()
+        preds, targets, _ = self.epoch_predictions()
         if preds.shape[0] == 0:
             log.warning("%s: no scored items in this split", stage)
             return

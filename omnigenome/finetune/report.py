@@ -1,5 +1,6 @@
 """After fine-tuning: the best checkpoint on the validation and test splits, the baselines beside it, the
-results table and `test_metrics.json`; and the same scoring of any fine-tuned checkpoint (evaluate.py)."""
+results table, `test_metrics.json` and the test split's per-item predictions `test_predictions.npz`; and the
+same scoring of any fine-tuned checkpoint (evaluate.py)."""
 from __future__ import annotations
 
 import json
@@ -8,6 +9,9 @@ import math
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
+from omnigenome.constants import SPLITS
 from omnigenome.finetune.baselines import baseline_rows
 from omnigenome.finetune.datamodule import FinetuneDataModule, plain_task
 from omnigenome.utils import fmt_number, markdown_table
@@ -54,7 +58,7 @@ def write_test_metrics(output_dir, task, metrics: dict, checkpoint: str | None, 
         "checkpoint": checkpoint or None,
         "num_train": len(datamodule.examples["train"]) if "train" in datamodule.examples else None,
         "num_test": len(datamodule.load_examples("test")),
-        "cropped_test": datamodule.cropped.get("test", 0),
+        "truncated": truncated_records(datamodule),
         "steps": steps,
     }
     path = Path(output_dir) / "test_metrics.json"
@@ -63,10 +67,37 @@ def write_test_metrics(output_dir, task, metrics: dict, checkpoint: str | None, 
     return path
 
 
+def truncated_records(datamodule: FinetuneDataModule) -> dict[str, list[int]]:
+    """{split: [records truncated to the model's maximum, records]} of every split encoded so far."""
+    return {s: [int(datamodule.cropped[s]), len(datamodule.encoded[s])] for s in SPLITS if s in datamodule.cropped}
+
+
+def truncation_line(datamodule: FinetuneDataModule) -> str:
+    """One line on the records longer than the model reads (per split), for the printed report."""
+    counts = truncated_records(datamodule)
+    text = ", ".join(f"{s} {n} of {total}" for s, (n, total) in counts.items())
+    limit = min(int(datamodule.task.get("max_length") or datamodule.tokenizer.max_tokens), datamodule.tokenizer.max_tokens)
+    return f"records truncated to {limit} tokens (their last nucleotides not read): {text or '-'}"
+
+
+def write_test_predictions(output_dir, module, datamodule: FinetuneDataModule) -> Path:
+    """`<output_dir>/test_predictions.npz` from the module's last evaluated split (the test split): `preds`
+    (N, C) head outputs, `targets` (N,) or (N, C), `record_index` (N,) the index of each item's record in the
+    test split (a sequence task: one item per record; a per-nucleotide task: one per scored nucleotide),
+    `record_ids` (R,) the records' names, so paired comparisons can check they score the same records."""
+    preds, targets, records = module.epoch_predictions()
+    path = Path(output_dir) / "test_predictions.npz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, preds=preds.numpy(), targets=targets.numpy(), record_index=records.numpy(),
+                        record_ids=np.asarray([str(ex.id) for ex in datamodule.load_examples("test")]))
+    return path
+
+
 def test_best_checkpoint(trainer, module, datamodule: FinetuneDataModule, output_dir: str, baselines: bool = True,
                          fold_workers: int = 1, cache_dir: str | None = None) -> tuple[dict, str]:
     """The best checkpoint (on the task's validation metric) scored on the validation and test splits, with the
-    baselines on the same test items; writes test_metrics.json. Returns (metrics, the table to print)."""
+    baselines on the same test items; writes test_metrics.json and test_predictions.npz. Returns (metrics, the
+    table to print)."""
     best = (trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else None) or None
     metrics = dict(trainer.validate(module, datamodule=datamodule, ckpt_path=best, verbose=False)[0])
     rows = {}
@@ -75,10 +106,11 @@ def test_best_checkpoint(trainer, module, datamodule: FinetuneDataModule, output
         if trainer.is_global_zero:
             if baselines:
                 rows = baseline_rows(module.task, datamodule, workers=fold_workers, cache_dir=cache_dir)
+            write_test_predictions(output_dir, module, datamodule)
             write_test_metrics(output_dir, module.task, metrics, best, datamodule, trainer.global_step, rows,
                                module.backbone.name)
     lines = [metrics_table(module.task, metrics, baselines=rows), "", f"steps: {trainer.global_step}",
-             f"best checkpoint: {best or '-'}"]
+             truncation_line(datamodule), f"best checkpoint: {best or '-'}"]
     return metrics, "\n".join(lines)
 
 

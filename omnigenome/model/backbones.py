@@ -173,12 +173,15 @@ def is_omnigenome_path(path: str | os.PathLike) -> bool:
     d = json.loads(config.read_text())
     if d.get("model_type") not in ("esm", "omnigenome") or d.get("position_embedding_type", "absolute") != "rotary":
         return False
-    vocab = p / "vocab.txt"  # a 6-mer ESM (Nucleotide Transformer) is an ESM, but not with our vocabulary
-    return not vocab.is_file() or len(vocab.read_text().split()) == d.get("vocab_size", 24) == 24
+    # A rotary ESM of another vocabulary (Agro-NT's 6-mers) is an ESM, but not one our tokenizer reads.
+    if d.get("vocab_size", 24) != 24:
+        return False
+    vocab = p / "vocab.txt"
+    return not vocab.is_file() or len(vocab.read_text().split()) == 24
 
 
 def load_tokenizer(path: str | os.PathLike | None, random_model=None, trust_remote_code: bool = False,
-                   alphabet: str | None = None):
+                   alphabet: str | None = None, lowercase: bool | None = None):
     """The tokenizer side of `load_backbone(path, ...)`, without loading any weights."""
     if path in (None, "") or is_omnigenome_path(path):
         if path in (None, ""):
@@ -194,16 +197,19 @@ def load_tokenizer(path: str | os.PathLike | None, random_model=None, trust_remo
             max_positions = json.loads((Path(path) / "config.json").read_text()).get("max_position_embeddings", 1026)
         return OmniGenomeSequenceTokenizer(max_positions - 2, alphabet or "T")
     from omnigenome.model.hf_backbone import HFTokenizer
-    return HFTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, alphabet=alphabet)
+    return HFTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, alphabet=alphabet, lowercase=lowercase)
 
 
 def load_backbone(path: str | os.PathLike | None, random_model=None, trust_remote_code: bool = False,
-                  attention_backend: str = "auto", alphabet: str | None = None) -> Backbone:
+                  attention_backend: str = "auto", alphabet: str | None = None,
+                  lowercase: bool | None = None) -> Backbone:
     """The backbone in `path`: a train.py checkpoint or an OmniGenome / ESM folder (OmniGenomeBackbone), or
     any other Hugging Face masked-LM folder (HFBackbone). path=None builds `random_model` (an OmniGenomeModel,
     or its Hydra config) with random weights.
 
-    alphabet: U/T of the input (default: the model's: T for OmniGenome, read from the tokenizer otherwise)."""
+    alphabet: U/T of the input (default: the model's: T for OmniGenome, read from the tokenizer otherwise).
+    lowercase: the case of a Hugging Face model's input (default: read from its vocabulary; OmniGenome
+    upper-cases its input)."""
     if path in (None, ""):
         if random_model is None:
             raise ValueError("load_backbone: give a checkpoint path or a model to initialise at random")
@@ -215,7 +221,7 @@ def load_backbone(path: str | os.PathLike | None, random_model=None, trust_remot
         from omnigenome.model.loading import load_model
         return OmniGenomeBackbone(load_model(path, attention_backend), name=Path(path).name, alphabet=alphabet or "T")
     from omnigenome.model.hf_backbone import HFBackbone
-    return HFBackbone.from_pretrained(path, trust_remote_code=trust_remote_code, alphabet=alphabet)
+    return HFBackbone.from_pretrained(path, trust_remote_code=trust_remote_code, alphabet=alphabet, lowercase=lowercase)
 
 
 def backbone_from_spec(spec: dict, attention_backend: str = "auto") -> Backbone:

@@ -58,7 +58,7 @@ def head_inputs(hidden: torch.Tensor, batch: dict, head: str, pooling: str = "me
     if pooling != "mean":
         raise ValueError(f"unknown pooling {pooling!r}; choose from {', '.join(POOLINGS)}")
     seq = batch["nucleotide_seq"]
-    num_seqs = batch["cu_seqlens"].numel() - 1
+    num_seqs = batch["first_token_index"].numel()  # packed or padded alike (padded batches have no cu_seqlens)
     sums = hidden.new_zeros(num_seqs, hidden.shape[-1]).index_add_(0, seq, nucleotides)
     counts = torch.bincount(seq, minlength=num_seqs).clamp_min(1).to(hidden.dtype)
     return sums / counts[:, None]
@@ -89,16 +89,21 @@ def task_loss(head: str, logits: torch.Tensor, labels: torch.Tensor,
     raise ValueError(f"unknown head {head!r}")
 
 
-def scored_items(head: str, preds: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The items metrics are computed on, as `omnigenome.metrics.task_metrics` takes them.
+def scored_mask(head: str, labels: torch.Tensor) -> torch.Tensor:
+    """(N,) bool: the rows of `labels` that are scored.
 
     Classification: rows whose label is not -100. Regression: rows whose targets are all finite (a row with
     some NaN targets is dropped whole, so every metric column sees the same items). Multilabel: all rows.
     """
     if head in CLASSIFICATION_HEADS:
-        keep = labels != IGNORE_INDEX
-        return preds[keep], labels[keep]
+        return labels != IGNORE_INDEX
     if head in REGRESSION_HEADS:
-        keep = torch.isfinite(labels).all(-1)
-        return preds[keep], labels[keep]
-    return preds, labels
+        return torch.isfinite(labels).all(-1) if labels.dim() > 1 else torch.isfinite(labels)
+    return torch.ones(labels.shape[0], dtype=torch.bool, device=labels.device)
+
+
+def scored_items(head: str, preds: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The items metrics are computed on (the rows of `scored_mask`), as `omnigenome.metrics.task_metrics`
+    takes them."""
+    keep = scored_mask(head, labels)
+    return preds[keep], labels[keep]

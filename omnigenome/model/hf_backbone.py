@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.util
+import inspect
 import itertools
 import json
 import os
@@ -45,9 +46,14 @@ MULTIMOLECULE_MODEL_TYPES = frozenset("""
     hyenadna malinois maxentscan mmsplice mpradragonn mtsplice openspliceai optimus5prime optmrl pangolin procapnet
     progen2 proteinbert ribonanzanet rinalmo rnabert rnaernie rnafm rnamsm scbasset splicebert spotrna
     sptransformer ufold utrbert utrlm xpresso""".split())
-# Position tables of these model types keep the first (padding_idx + 1) rows unused.
-_POSITION_OFFSET = {"esm": 2, "roberta": 2, "xlm-roberta": 2, "camembert": 2, "rnafm": 2, "utrlm": 2, "calm": 2,
-                    "ernierna": 2}
+# The first row of the position table the first token uses, for model types whose positions do not start at 0
+# (read off their embedding code): fairseq lineage (ESM, RoBERTa) counts from padding_idx + 1; RNA-FM, UTR-LM
+# and CaLM keep an upstream shift of one more (ERNIE-RNA's sinusoidal table is counted alike, to be safe);
+# RNA-MSM starts at 1. BERT lineage (BERT, SpliceBERT, DNABERT, UTR-BERT, RNABERT, ...) starts at 0. The longest
+# input is the table's rows minus this offset.
+_FAIRSEQ_POSITIONS = ("esm", "roberta", "xlm-roberta", "camembert")
+_SHIFTED_POSITIONS = ("rnafm", "utrlm", "calm", "ernierna")
+_FIXED_POSITION_OFFSET = {"rnamsm": 1}
 _QUERY_NAMES = ("query", "q_proj", "q", "q_lin", "query_proj", "wq", "to_q")
 _VALUE_NAMES = ("value", "v_proj", "v", "v_lin", "value_proj", "wv", "to_v")
 _FUSED_NAMES = ("wqkv", "qkv", "qkv_proj", "c_attn", "query_key_value", "to_qkv")  # query, key, value stacked
@@ -85,6 +91,9 @@ def check_folder(path: str | os.PathLike, trust_remote_code: bool = False) -> di
     remote code only with trust_remote_code, a model type transformers knows (importing multimolecule only
     for the types it provides). Raises ValueError naming the folder, the model type and what to do."""
     folder = Path(path)
+    if not folder.exists():
+        raise ValueError(f"{folder}: no such model folder; a hub id cannot be downloaded at run time: download it "
+                         f"once (huggingface-cli download {folder} --local-dir models/{folder.name}) and pass the folder")
     if not (folder / "config.json").is_file():
         raise ValueError(f"{folder}: no config.json; a model folder is what save_pretrained writes (a hub id "
                          f"cannot be downloaded at run time: download the model once and pass its folder)")
@@ -96,12 +105,12 @@ def check_folder(path: str | os.PathLike, trust_remote_code: bool = False) -> di
         auto_map["tokenizer"] = "tokenizer_config.json"
     if auto_map:
         if not trust_remote_code:
-            raise ValueError(f"{folder} (model_type {model_type!r}) needs trust_remote_code=true because its config "
-                             f"declares auto_map: the folder ships its own modelling code ({', '.join(auto_map)}); "
-                             f"read it, then pass finetune.trust_remote_code=true (or --trust-remote-code)")
+            raise ValueError(f"{folder} (model_type {model_type!r}) needs trust_remote_code=true: its config.json "
+                             f"declares auto_map, the folder ships its own modelling code ({', '.join(auto_map)}); "
+                             f"read that code, then pass finetune.trust_remote_code=true")
         return config
     if not model_type:
-        raise ValueError(f"{folder}: config.json names no model_type, so transformers cannot tell what to build")
+        raise ValueError(f"{folder}/config.json names no model_type, so transformers cannot tell what to build")
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING
     if model_type in CONFIG_MAPPING:
         return config
@@ -113,9 +122,19 @@ def check_folder(path: str | os.PathLike, trust_remote_code: bool = False) -> di
         importlib.import_module("multimolecule")  # registers its models with the Auto classes
         if model_type in CONFIG_MAPPING:
             return config
-    raise ValueError(f"{folder}: model_type {model_type!r} is unknown to transformers; if the folder ships its own "
-                     f"modelling code, add its auto_map to config.json and pass trust_remote_code=true, else "
-                     f"upgrade transformers (multimolecule provides {', '.join(sorted(MULTIMOLECULE_MODEL_TYPES))})")
+    raise ValueError(f"{folder}/config.json: model_type {model_type!r} is unknown to transformers; if the folder "
+                     f"ships its own modelling code, add its auto_map to config.json and pass "
+                     f"finetune.trust_remote_code=true, else upgrade transformers (multimolecule provides "
+                     f"{', '.join(sorted(MULTIMOLECULE_MODEL_TYPES))})")
+
+
+def _without_pooler(model: nn.Module) -> nn.Module:
+    """AutoModel adds a pooler (dense + tanh over the first token; new random weights for a masked-LM folder)
+    that no head here reads: dropped, where the model is built to run without one (`add_pooling_layer`), so it
+    neither counts as trainable nor leaves unused parameters to distributed training."""
+    if getattr(model, "pooler", None) is not None and "add_pooling_layer" in inspect.signature(type(model).__init__).parameters:
+        model.pooler = None
+    return model
 
 
 class HFTokenizer:
@@ -125,8 +144,9 @@ class HFTokenizer:
     packed = False
     supports_structure = False
 
-    def __init__(self, tokenizer, config: dict, name: str, alphabet: str | None = None, lowercase: bool | None = None):
-        self.tokenizer, self.name = tokenizer, name
+    def __init__(self, tokenizer, config: dict, name: str, alphabet: str | None = None, lowercase: bool | None = None,
+                 source: str | None = None):
+        self.tokenizer, self.name, self.source = tokenizer, name, source or name  # source: the folder, for messages
         self.model_type = config.get("model_type")
         self.unk_id = tokenizer.unk_token_id
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -147,7 +167,7 @@ class HFTokenizer:
         from transformers import AutoTokenizer
         with _quiet_transformers():
             tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
-        return cls(tokenizer, config, Path(path).name, alphabet, lowercase)
+        return cls(tokenizer, config, Path(path).name, alphabet, lowercase, str(path))
 
     # --- what the model was trained on ---------------------------------------------------------
     def _normalisation(self, alphabet, lowercase) -> tuple[bool, str | None]:
@@ -195,9 +215,9 @@ class HFTokenizer:
                 return mode, k
         hint = (" The tokenizer lower-cases its input (do_lower_case) but its vocabulary is upper-case: re-save it "
                 "with do_lower_case=False." if self.tokenizer.init_kwargs.get("do_lower_case") and not self.lower else "")
-        raise ValueError(f"{self.name}: {type(self.tokenizer).__name__} reads the nucleotides of {probe!r} as its "
-                         f"unknown token, as one string, spaced or as k-mers: a tokenizer that cannot represent a "
-                         f"nucleotide.{hint}")
+        raise ValueError(f"{self.source}: its {type(self.tokenizer).__name__} reads the nucleotides of {probe!r} as "
+                         f"its unknown token, as one string, spaced or as k-mers: a tokenizer that cannot represent a "
+                         f"nucleotide.{hint or ' Give the folder the tokenizer files the model was trained with, or set finetune.alphabet / finetune.lowercase.'}")
 
     def _kind(self) -> str:
         if self.presplit == "kmer":
@@ -213,11 +233,21 @@ class HFTokenizer:
             return "kmer"
         return "chunked"
 
+    def _position_offset(self, config: dict) -> int:
+        """The row of the position table the first token uses (see _FAIRSEQ_POSITIONS)."""
+        pad = config.get("pad_token_id")
+        pad = int(pad) if isinstance(pad, int) else 1
+        if self.model_type in _FAIRSEQ_POSITIONS:
+            return pad + 1
+        if self.model_type in _SHIFTED_POSITIONS:
+            return pad + 2
+        return _FIXED_POSITION_OFFSET.get(self.model_type, 0)
+
     def _max_tokens(self, config: dict) -> int:
         limit = None
         for key in ("max_position_embeddings", "n_positions", "max_seq_len", "max_sequence_length"):
             if isinstance(config.get(key), int) and config[key] > 0:
-                limit = config[key] - (_POSITION_OFFSET.get(self.model_type, 0) if key == "max_position_embeddings" else 0)
+                limit = config[key] - (self._position_offset(config) if key == "max_position_embeddings" else 0)
                 break
         model_max = getattr(self.tokenizer, "model_max_length", None)
         if isinstance(model_max, int) and 0 < model_max < _UNBOUNDED and (limit is None or model_max < limit):
@@ -284,8 +314,8 @@ class HFTokenizer:
         for pos, ch in enumerate(seq):
             if ch not in self.chars:
                 raise ValueError(f"{where(record)}character {sequence[pos]!r} at position {pos + 1} is not in the "
-                                 f"vocabulary of {self.name}'s tokenizer: a tokenizer that cannot represent this "
-                                 f"nucleotide (remove the record or replace the character)")
+                                 f"vocabulary of {self.name}'s tokenizer ({self.source}): a tokenizer that cannot "
+                                 f"represent this nucleotide (remove the record or replace the character)")
         if self.kind == "kmer" and len(seq) < self.k:
             raise ValueError(f"{where(record)}{len(seq)} nt is shorter than the {self.k}-mers of {self.name}")
         ids, special, offsets = self._encode_text(self._text(seq, self.presplit, self.k))
@@ -294,7 +324,8 @@ class HFTokenizer:
         for j, (a, b) in zip(content, spans):
             if ids[j] == self.unk_id:
                 raise ValueError(f"{where(record)}{seq[a:b]!r} at position {a + 1} is read as the unknown token of "
-                                 f"{self.name}'s tokenizer: a tokenizer that cannot represent these nucleotides")
+                                 f"{self.name}'s tokenizer ({self.source}): a tokenizer that cannot represent these "
+                                 f"nucleotides (remove the record or replace them)")
         nucleotide_token = self._map(seq, content, spans, record)
         limit = min(max_tokens or self.max_tokens, self.max_tokens)
         if len(ids) <= limit:
@@ -319,7 +350,7 @@ class HFTokenizer:
         if (out < 0).any():
             p = int(np.flatnonzero(out < 0)[0])
             raise ValueError(f"{where(record)}{seq[p]!r} at position {p + 1} is read by no token of {self.name}'s "
-                             f"tokenizer: a tokenizer that cannot represent this nucleotide")
+                             f"tokenizer ({self.source}): a tokenizer that cannot represent this nucleotide")
         return out
 
     def collate(self, items: Sequence[EncodedSequence]) -> dict:
@@ -352,7 +383,7 @@ class HFBackbone(Backbone):
                           f"{', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''}", stacklevel=2)
         files = {p.name: p.read_bytes() for p in Path(path).iterdir()
                  if p.is_file() and not p.name.endswith(_WEIGHT_SUFFIXES) and p.stat().st_size < 8 * 2 ** 20}
-        return cls(model.eval(), tokenizer, files, trust_remote_code)
+        return cls(_without_pooler(model).eval(), tokenizer, files, trust_remote_code)
 
     def spec(self) -> dict:
         return {"type": "hf", "name": self.name, "files": self._files, "trust_remote_code": self.trust_remote_code,
@@ -366,11 +397,11 @@ class HFBackbone(Backbone):
             for name, data in spec["files"].items():
                 Path(folder, name).write_bytes(data)
             tokenizer = HFTokenizer.from_pretrained(folder, spec["trust_remote_code"], spec["alphabet"], spec["lowercase"])
-            tokenizer.name = spec["name"]  # messages name the model, not the temporary folder
+            tokenizer.name = tokenizer.source = spec["name"]  # messages name the model, not the temporary folder
             with _quiet_transformers():
                 config = AutoConfig.from_pretrained(folder, trust_remote_code=spec["trust_remote_code"])
                 model = AutoModel.from_config(config, trust_remote_code=spec["trust_remote_code"])
-        return cls(model, tokenizer, spec["files"], spec["trust_remote_code"])
+        return cls(_without_pooler(model), tokenizer, spec["files"], spec["trust_remote_code"])
 
     def forward(self, batch: dict) -> torch.Tensor:
         out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])

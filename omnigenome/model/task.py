@@ -46,6 +46,15 @@ class TaskModel(nn.Module):
             backbone.requires_grad_(False)
         self.encoder_trains = any(p.requires_grad for p in backbone.parameters())
         self.head = TaskHead(backbone.hidden_size, int(task["num_labels"]), head_dropout)
+        self.train()  # loaders return backbones in eval mode, and Lightning keeps the modes it finds
+
+    def train(self, mode: bool = True) -> "TaskModel":
+        """Train mode for the head and a backbone that trains (whole or LoRA: with its own dropout, as its
+        authors fine-tune it); a frozen backbone stays in eval mode (a fixed feature extractor)."""
+        super().train(mode)
+        if not self.encoder_trains:
+            self.backbone.eval()
+        return self
 
     def forward(self, batch: dict) -> torch.Tensor:
         """Head outputs: (S, C) per sequence or (N, C) per nucleotide (the order of the nucleotides in the batch)."""

@@ -34,8 +34,9 @@ def resolve_init_from(init_from: str | None, log_dir: str) -> str | None:
     if init_from == "last":
         return resolve_checkpoint("last", log_dir, "pretrain")
     if not Path(init_from).exists():
-        raise FileNotFoundError(f"init_from={init_from}: no such checkpoint file or model folder (a hub id cannot "
-                                f"be downloaded at run time: download the model once and pass its folder)")
+        raise FileNotFoundError(f"init_from={init_from}: no such checkpoint file or model folder; a hub id cannot be "
+                                f"downloaded at run time: download it once (huggingface-cli download {init_from} "
+                                f"--local-dir models/{Path(init_from).name}) and pass the folder")
     return str(init_from)
 
 
