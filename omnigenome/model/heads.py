@@ -58,7 +58,7 @@ def head_inputs(hidden: torch.Tensor, batch: dict, head: str, pooling: str = "me
     if pooling != "mean":
         raise ValueError(f"unknown pooling {pooling!r}; choose from {', '.join(POOLINGS)}")
     seq = batch["nucleotide_seq"]
-    num_seqs = batch["cu_seqlens"].numel() - 1
+    num_seqs = int(batch["num_records"])  # packed and padded batches alike (padded ones have no cu_seqlens)
     sums = hidden.new_zeros(num_seqs, hidden.shape[-1]).index_add_(0, seq, nucleotides)
     counts = torch.bincount(seq, minlength=num_seqs).clamp_min(1).to(hidden.dtype)
     return sums / counts[:, None]
