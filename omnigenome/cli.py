@@ -370,7 +370,7 @@ def _add_embed(subparsers) -> None:
                    help="mean over the nucleotides' states (default) or the first token's state")
     p.add_argument("--per-nucleotide", action="store_true", help="also write one (length, H) array per record")
     p.add_argument("--attentions", nargs="?", const="all", metavar="LAYERS:HEADS",
-                   help="attention maps of these layers and heads, e.g. -1 (last layer), 0,3:all, 10-15:0-3 "
+                   help="attention maps of these layers and heads, e.g. --attentions=-1 (the last layer; write negative indices with =), 0,3:all, 10-15:0-3 "
                         "(default when given alone: all)")
     p.add_argument("--contacts", action="store_true", help="contact maps from the contact head")
     p.set_defaults(run=_run_embed)

@@ -72,16 +72,25 @@ def _attentions_omnigenome(model, item) -> list[torch.Tensor]:
 
 @torch.no_grad()
 def _attentions_hf(model, item) -> list[torch.Tensor]:
+    """Per layer (heads, T, T). Fused attention kernels (sdpa, flash) return no maps: the model is switched to
+    transformers' eager attention for the call, and back."""
     hf = model.backbone.model
     ids = torch.as_tensor(item.ids, device=model.device)[None]
+    config = getattr(hf, "config", None)
+    before = getattr(config, "_attn_implementation", None)
+    switch = before not in (None, "eager") and hasattr(hf, "set_attn_implementation")
     try:
+        if switch:
+            hf.set_attn_implementation("eager")
         out = hf(input_ids=ids, attention_mask=torch.ones_like(ids), output_attentions=True)
     except Exception as e:  # some attention implementations cannot return their maps
         raise ValueError(f"{model.path}: the model does not return attention maps ({' '.join(str(e).split())[:160]})") from None
+    finally:
+        if switch:
+            hf.set_attn_implementation(before)
     maps = getattr(out, "attentions", None)
     if not maps or maps[0] is None:
-        raise ValueError(f"{model.path}: the model does not return attention maps (output_attentions gave none); "
-                         f"it may need attn_implementation='eager' in its config.json")
+        raise ValueError(f"{model.path}: the model does not return attention maps (output_attentions gave none)")
     return [m[0] for m in maps]
 
 

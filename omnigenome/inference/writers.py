@@ -80,7 +80,7 @@ def read_metadata(path: str | os.PathLike) -> dict:
             return json.loads(f.metadata()[META_KEY])
     if p.suffix == ".parquet":
         import pyarrow.parquet as pq
-        return json.loads(pq.read_schema(p).metadata[META_KEY.encode()])
+        return json.loads(pq.ParquetFile(p).metadata.metadata[META_KEY.encode()])
     return json.loads(sidecars(p)["meta"].read_text())
 
 
