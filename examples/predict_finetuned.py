@@ -25,7 +25,7 @@ def main() -> None:
     print(f"task {model.task['name']} ({model.task['head']}, labels {model.task.get('label_names')})")
     if args.input:
         with InputFile(args.input) as source:
-            sequences = {r.id: r.sequence for r in source.records(0, args.limit)}
+            sequences = list(source.records(0, args.limit))  # records name their file and line in messages
     else:
         sequences = SEQUENCES
     for row in model.predict(sequences, skip_invalid=True):

@@ -232,7 +232,9 @@ class InputFile:
 
 def python_records(sequences) -> list[Record]:
     """Records of sequences given in Python: a string, a list of strings (ids "0", "1", ...), a dict
-    {id: sequence}, or a list of (id, sequence) pairs."""
+    {id: sequence}, a list of (id, sequence) pairs, or Records (from `InputFile`, kept as they are)."""
+    if isinstance(sequences, (list, tuple)) and sequences and all(isinstance(s, Record) for s in sequences):
+        return list(sequences)
     if isinstance(sequences, str):
         items = [("0", sequences)]
     elif isinstance(sequences, dict):
