@@ -261,6 +261,16 @@ def test_attention_and_contact_maps(model, model_dir, tmp_path):
     assert run_cli("embed", model_dir, fasta, "--out", tmp_path / "m.npy", "--contacts", "--no-progress") == 2
 
 
+def test_bf16_embeddings_are_close_to_fp32(model_dir):
+    import omnigenome
+    seqs = [SEQS["five_s"], SEQS["trna"]]
+    fp32 = omnigenome.load(model_dir).embed(seqs)
+    bf16 = omnigenome.load(model_dir, dtype="bf16").embed(seqs)
+    assert bf16.dtype == np.float32
+    cos = (fp32 * bf16).sum(1) / np.linalg.norm(fp32, axis=1) / np.linalg.norm(bf16, axis=1)
+    assert (cos > 0.999).all() and not np.array_equal(fp32, bf16)
+
+
 def test_load_imports_neither_lightning_nor_hydra(model_dir):
     code = ("import sys, omnigenome; m = omnigenome.load(sys.argv[1]); m.embed(['ACGUAGG']); m.score('ACGUAGG');"
             "m.contacts('ACGUAGG'); bad = sorted(k for k in sys.modules if k.split('.')[0] in "

@@ -66,6 +66,9 @@ class OpenedModel:
         module = task_model if task_model is not None else backbone
         module.eval().requires_grad_(False)
         module.to(device=self.device, dtype=self.dtype)
+        og = self.omnigenome
+        if og is not None and self.dtype != torch.float32:  # rotary frequencies in bf16 would skew long positions
+            og.rotary.inv_freq = og.rotary.inv_freq.float()
         self._masked_lm = None
 
     @property

@@ -266,9 +266,11 @@ def score_chunk(model, records: Sequence[Record], mutations: Sequence[str] | Non
                                    if not str(e).startswith(record.where) else str(e)))
             continue
         kept_records.append(record), kept_items.append(item), variants.append(vs)
-    tokens = sum(len(it.ids) * max(1, it.num_nucleotides) for it in kept_items)
     if not kept_records:
         return [], skipped, 0
+    copies = [len(vs) for vs in variants] if mutating else [int((base_indices(r.sequence) >= 0).sum())
+                                                             for r in kept_records]
+    tokens = sum(len(it.ids) * n for it, n in zip(kept_items, copies))  # tokens of the masked copies read
     if mutating:
         rows = mutation_rows(mlm, kept_records, kept_items, variants, max_tokens)
     else:
