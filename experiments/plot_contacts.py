@@ -51,7 +51,8 @@ def main() -> None:
     fig, axes = plt.subplots(1, 2, figsize=(11, 5), constrained_layout=True)
     for ax, matrix, title in ((axes[0], contacts, f"contact head ({Path(args.model).name})"),
                               (axes[1], bpp, "ViennaRNA base-pair probabilities")):
-        im = ax.imshow(matrix, cmap="Greys", vmin=0, vmax=max(float(matrix.max()), 1e-6))
+        low, high = float(matrix.min()), float(matrix.max())  # an untrained contact head sits near 0.5 everywhere
+        im = ax.imshow(matrix, cmap="Greys", vmin=low, vmax=max(high, low + 1e-6))
         if pairs:
             i, j = zip(*pairs)
             ax.scatter(j, i, s=6, c="tab:red", marker="s", label="MFE pairs")
