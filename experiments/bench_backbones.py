@@ -24,7 +24,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "experiments"))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 DEFAULTS = {"task": "rgb/ssp_archive2", "records": 96, "steps": 6, "max_tokens": 4096, "hidden": 128, "layers": 4,
@@ -36,7 +35,8 @@ def backbones(folder: Path, hidden: int, layers: int, heads: int) -> dict:
     import tiny_backbones
 
     from omnigenome import OmniGenomeModel
-    from omnigenome.model.backbones import OmniGenomeBackbone, load_backbone
+    from omnigenome.model.backbones import OmniGenomeBackbone
+    from omnigenome.model.loading import load_backbone
     torch.manual_seed(0)
     out = {"omnigenome (packed)": OmniGenomeBackbone(OmniGenomeModel(hidden_size=hidden, num_layers=layers,
                                                                      num_heads=heads, ffn_size=4 * hidden))}

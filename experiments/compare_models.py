@@ -122,7 +122,7 @@ def resolve_models(settings: dict, cfg) -> dict[str, str | None]:
     """Each model's init_from as a path ("last" resolved once, so every cell starts from the same file), after
     checking that its tokenizer loads (remote code, unknown model type, a tokenizer that cannot represent a
     nucleotide stop here, in one line naming the model). cfg: a cell's train config (see `train_config`)."""
-    from omnigenome.model.backbones import load_tokenizer
+    from omnigenome.model.loading import load_tokenizer
     from omnigenome.training.checkpoints import resolve_init_from
     resolved = {}
     for name, init_from in settings["models"].items():

@@ -137,7 +137,7 @@ def main(argv: list[str]) -> int:
         return 2
     sizes = {k: int(v) for k, v in (a.split("=", 1) for a in argv[2:])}
     folder = BUILDERS[argv[0]](argv[1], **sizes)
-    from omnigenome.model.backbones import load_backbone
+    from omnigenome.model.loading import load_backbone
     backbone = load_backbone(folder)
     print(f"{folder}: {sum(p.numel() for p in backbone.parameters()):,} encoder parameters, "
           f"{backbone.tokenizer.kind} tokens, at most {backbone.tokenizer.max_tokens} per input")

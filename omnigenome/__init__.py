@@ -13,6 +13,7 @@ _LAZY = {
     "OmniGenomeModel": "omnigenome.model.modeling",
     "OmniGenomeOutput": "omnigenome.model.modeling",
     "OmniGenomeTokenizer": "omnigenome.tokenizer",
+    "load": "omnigenome.inference.api",
 }
 
 __all__ = [*_LAZY, "__version__"]

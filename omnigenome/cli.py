@@ -3,6 +3,9 @@
     omnigenome prep INPUT.fasta[.gz]... --out DIR [key=value ...]   FASTA -> folded, sharded train/valid corpus
     omnigenome fold SEQ... | --input FASTA                          secondary structures (model or ViennaRNA)
     omnigenome design --structure DB | --targets FILE [key=value]   sequences that fold into target structures
+    omnigenome embed MODEL INPUT --out FILE                         embeddings (and attention / contact maps)
+    omnigenome predict CKPT INPUT --out FILE                        a fine-tuned model's predictions
+    omnigenome score MODEL INPUT --out FILE                         zero-shot surprisal, PLL, mutation effects
 
 Each subcommand is a `_add_<name>` function that declares its arguments and a `_run_<name>` function that
 does the work. Settings are `key=value` overrides of the command's config in conf/ (prep: conf/prep/,
@@ -265,12 +268,183 @@ def _run_design(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- inference: embed, predict, score (omnigenome.inference) ----------------------------------------------
+
+_INPUT_HELP = ("FASTA / FASTA.gz, CSV / TSV (optionally .gz) or JSON lines with a sequence column, or - for "
+               "standard input")
+_MODEL_HELP = ("a fine-tuned checkpoint (train.py experiment=finetune: its backbone is used), a pretraining "
+               "checkpoint of train.py, or a Hugging Face model folder (anything init_from= accepts)")
+_RULES = ("Records are read as a stream and batched by length (packed for OmniGenome models); memory does not grow "
+          "with the input. A record the model cannot take (a character its tokenizer cannot encode, an empty "
+          "sequence, or longer than the model reads) is skipped, never truncated: each one is named with its file, "
+          "line, id and reason, counted in a summary line at the end and listed in the output's metadata "
+          "(--strict makes the first one an error). Under torchrun / srun (RANK/WORLD_SIZE or "
+          "SLURM_PROCID/SLURM_NTASKS) each rank runs one part of the input; --executor local|slurm --parts N runs "
+          "the parts as a job array; parts are written atomically to OUT.parts/ with a manifest, a rerun redoes "
+          "only the missing ones, and the merged output equals a one-process run.")
+
+
+def _add_inference_options(p, model_help: str = _MODEL_HELP) -> None:
+    p.add_argument("model", metavar="MODEL", help=model_help)
+    p.add_argument("input", metavar="INPUT", help=_INPUT_HELP)
+    p.add_argument("--out", required=True, metavar="FILE", help="output file; its suffix picks the format")
+    p.add_argument("--column", metavar="NAME", help="sequence column of a CSV / JSON-lines input "
+                                                    "(default: sequence, else seq)")
+    p.add_argument("--id-column", metavar="NAME", help="id column (default: id, else name, else FILE:LINE)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: CUDA when available)")
+    p.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32", help="compute dtype (default fp32); "
+                                                                             "outputs are float32 either way")
+    p.add_argument("--max-tokens", type=int, default=8192, metavar="N",
+                   help="tokens per batch (packed) or padded tokens per batch (default 8192)")
+    p.add_argument("--strict", action="store_true", help="stop at the first record the model cannot take")
+    p.add_argument("--trust-remote-code", action="store_true", help="allow a model folder's own modelling code")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g = p.add_argument_group("job arrays (submitit; the cluster extra)")
+    g.add_argument("--executor", choices=("local", "slurm"), help="run the input in --parts parts as a job array: "
+                                                                  "local processes or SLURM")
+    g.add_argument("--parts", type=int, default=4, metavar="N", help="number of parts / array tasks (default 4)")
+    g.add_argument("--slurm-partition", metavar="NAME")
+    g.add_argument("--slurm-time-min", type=int, default=600, metavar="MIN", help="time limit per task (default 600)")
+    g.add_argument("--slurm-cpus", type=int, default=4, metavar="N", help="CPUs per task (default 4)")
+    g.add_argument("--slurm-gpus", type=int, default=0, metavar="N", help="GPUs per task (default 0)")
+    g.add_argument("--slurm-mem-gb", type=float, default=16, metavar="GB", help="memory per task (default 16)")
+    g.add_argument("--slurm-param", action="append", default=[], metavar="KEY=VALUE",
+                   help="an additional sbatch parameter, e.g. account=myproj (repeatable)")
+    g.add_argument("--no-wait", action="store_true", help="submit and return; rerun the command later to merge")
+
+
+def _run_inference(args: argparse.Namespace, command: str, options: dict, extra_columns=()) -> int:
+    from pathlib import Path
+
+    from omnigenome.inference import parallel
+    from omnigenome.inference.jobs import JobSpec, make_job
+    from omnigenome.inference.records import STDIN, InputFile
+    from omnigenome.inference.runner import run_range, summary
+
+    if not Path(args.model).exists():
+        raise FileNotFoundError(f"{args.model}: no such checkpoint file or model folder")
+    spec = JobSpec(command, str(Path(args.model).resolve()), args.device, args.dtype,
+                   {**options, "max_tokens": args.max_tokens, "strict": args.strict}, args.trust_remote_code)
+    job = make_job(spec)
+    out = Path(args.out).resolve()
+    job.check_output(out)
+    input_spec = {"path": args.input if args.input == STDIN else str(Path(args.input).resolve()),
+                  "column": args.column, "id_column": args.id_column, "extra_columns": list(extra_columns),
+                  "name": args.input}
+    with InputFile(**input_spec) as source:
+        rank, world = parallel.rank_and_world()
+        try:
+            if args.executor:
+                slurm = {"partition": args.slurm_partition, "timeout_min": args.slurm_time_min,
+                         "cpus_per_task": args.slurm_cpus, "gpus_per_task": args.slurm_gpus, "mem_gb": args.slurm_mem_gb,
+                         "additional_parameters": dict(kv.split("=", 1) for kv in args.slurm_param)}
+                bad = [kv for kv in args.slurm_param if "=" not in kv]
+                if bad:
+                    raise ValueError(f"--slurm-param {bad[0]!r}: expected KEY=VALUE")
+                metadata = parallel.run_on_executor(job, source, input_spec, out, args.executor, args.parts, slurm,
+                                                    wait=not args.no_wait)
+            elif world > 1:
+                metadata = parallel.run_as_rank(job, source, out, rank, world, progress=not args.no_progress)
+            else:
+                metadata = run_range(job, source, out, progress=not args.no_progress)
+        except RuntimeError as e:  # failed parts: a rerun redoes them
+            print(f"omnigenome {command}: {e}", file=sys.stderr)
+            return 1
+    if metadata is None:  # another rank merges, or a job array was submitted without waiting
+        return 0
+    print(summary(metadata, args.out), file=sys.stderr)
+    return 0
+
+
+def _add_embed(subparsers) -> None:
+    p = subparsers.add_parser(
+        "embed", help="embeddings of sequences (per sequence and per nucleotide), attention and contact maps",
+        description="Write per-sequence embeddings (the encoder's final hidden states, pooled with --pool) and, "
+                    "with --per-nucleotide, per-nucleotide embeddings, in input order with the record ids. Formats "
+                    "by suffix: .safetensors (tensors embeddings (n, H), nucleotide_embeddings and "
+                    "nucleotide_offsets; ids and metadata in the header), .npy (OUT.npy (n, H); ids one per line in "
+                    "the sidecar OUT.ids.txt; OUT.nucleotides.npy and OUT.offsets.npy; metadata in OUT.meta.json), "
+                    ".parquet (columns id, embedding, nucleotide_embeddings; metadata in the file). --attentions and "
+                    "--contacts add per-record maps over the nucleotides (attentions.<k>, contacts.<k>; "
+                    ".safetensors only). " + _RULES)
+    _add_inference_options(p)
+    p.add_argument("--pool", choices=("mean", "cls"), default="mean",
+                   help="mean over the nucleotides' states (default) or the first token's state")
+    p.add_argument("--per-nucleotide", action="store_true", help="also write one (length, H) array per record")
+    p.add_argument("--attentions", nargs="?", const="all", metavar="LAYERS:HEADS",
+                   help="attention maps of these layers and heads, e.g. --attentions=-1 (the last layer; write negative indices with =), 0,3:all, 10-15:0-3 "
+                        "(default when given alone: all)")
+    p.add_argument("--contacts", action="store_true", help="contact maps from the contact head")
+    p.set_defaults(run=_run_embed)
+
+
+def _run_embed(args: argparse.Namespace) -> int:
+    return _run_inference(args, "embed", {"pool": args.pool, "per_nucleotide": args.per_nucleotide,
+                                          "attentions": args.attentions, "contacts": args.contacts})
+
+
+def _add_predict(subparsers) -> None:
+    p = subparsers.add_parser(
+        "predict", help="predictions of a fine-tuned checkpoint on new sequences",
+        description="Run a checkpoint of `train.py experiment=finetune` (backbone, LoRA, head, label names and "
+                    "structure_input rebuilt from the checkpoint, as evaluate.py does; structure_input folds each "
+                    "sequence with ViennaRNA) and write one row per record: class and prob_<label> columns, "
+                    "regression values, multi-label probabilities, or per-nucleotide labels / values; structure "
+                    "tasks give the dot-bracket (--decode). Inputs longer than the task's max_length are skipped. "
+                    "Formats by suffix: .csv (lists as JSON text; metadata in OUT.meta.json), .jsonl, .parquet. "
+                    + _RULES)
+    _add_inference_options(p, "a fine-tuned checkpoint of train.py experiment=finetune (checkpoints/best.ckpt)")
+    p.add_argument("--decode", choices=("valid", "argmax"), default="valid",
+                   help="structure tasks: the most probable balanced structure (default) or per-nucleotide argmax")
+    p.add_argument("--probabilities", action="store_true",
+                   help="per-nucleotide tasks: also the (length, classes) probabilities")
+    p.add_argument("--fold-workers", type=int, default=1, metavar="N", help="ViennaRNA processes (structure_input)")
+    p.add_argument("--cache-dir", metavar="DIR", help="cache ViennaRNA structures here (structure_input)")
+    p.set_defaults(run=_run_predict)
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    if args.executor:
+        raise ValueError("predict runs in one process or under torchrun / srun; --executor is for embed and score")
+    return _run_inference(args, "predict", {"decode": args.decode, "probabilities": args.probabilities,
+                                            "fold_workers": args.fold_workers, "cache_dir": args.cache_dir})
+
+
+def _add_score(subparsers) -> None:
+    p = subparsers.add_parser(
+        "score", help="zero-shot scores from the masked-LM head: surprisal, pseudo-log-likelihood, mutation effects",
+        description="Exact masked marginals (each position masked in turn, copies packed into batches; a sequence of "
+                    "L nt costs L passes) over A, C, G, U, in nats. Without mutations, one row per record: length, "
+                    "scored (A/C/G/U positions), pll (pseudo-log-likelihood), pll_per_nt, surprisal (per nucleotide, "
+                    "null at N; --log-probs adds the (L, 4) log-probabilities). With --mutations A12G,C30U:G31A "
+                    "(1-based, checked against each sequence; ':' joins substitutions of one variant), "
+                    "--mutation-column or --variant-column (a variant sequence of the same length), one row per "
+                    "variant: effect = log p(variant) - log p(reference) summed over its positions, all masked in "
+                    "the reference. OmniGenome models use their masked-LM head; Hugging Face masked LMs need a "
+                    "single-nucleotide tokenizer. Formats: .csv, .jsonl, .parquet. " + _RULES)
+    _add_inference_options(p)
+    p.add_argument("--mutations", metavar="LIST", help="variants scored for every record, e.g. A12G,C30U:G31A")
+    p.add_argument("--mutation-column", metavar="NAME", help="a column of variants per record (comma list)")
+    p.add_argument("--variant-column", metavar="NAME", help="a column with each record's variant sequence")
+    p.add_argument("--log-probs", action="store_true", help="also the (L, 4) log-probabilities of A, C, G, U")
+    p.set_defaults(run=_run_score)
+
+
+def _run_score(args: argparse.Namespace) -> int:
+    return _run_inference(args, "score", {"mutations": args.mutations, "mutation_column": args.mutation_column,
+                                          "variant_column": args.variant_column, "log_probs": args.log_probs},
+                          extra_columns=[c for c in (args.mutation_column, args.variant_column) if c])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="omnigenome", description="OmniGenome RNA foundation model tools")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_prep(subparsers)
     _add_fold(subparsers)
     _add_design(subparsers)
+    _add_embed(subparsers)
+    _add_predict(subparsers)
+    _add_score(subparsers)
     return parser
 
 

@@ -129,3 +129,11 @@ def test_help_imports_nothing_heavy(tmp_path):
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'lightning', 'hydra', 'RNA', 'numpy'}))")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_every_subpackage_goes_into_the_wheel():
+    """pyproject.toml lists packages explicitly (conf/ is mapped into the package); a new folder must be listed."""
+    import tomllib
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    folders = {module_name(p) for p in PACKAGE.rglob("__init__.py")}
+    assert folders - listed == set(), f"add to [tool.setuptools] packages: {sorted(folders - listed)}"

@@ -23,8 +23,8 @@ sys.path.insert(0, str(ROOT / "experiments"))
 import tiny_backbones  # noqa: E402
 from omnigenome.data.benchmarks import load_split, task_config  # noqa: E402
 from omnigenome.finetune.datamodule import FinetuneDataModule, subset  # noqa: E402
-from omnigenome.model.backbones import load_backbone, load_tokenizer  # noqa: E402
-from omnigenome.model.hf_backbone import HFBackbone, HFTokenizer  # noqa: E402
+from omnigenome.model.loading import load_backbone, load_tokenizer  # noqa: E402
+from omnigenome.model.hf_backbone import HFTokenizer  # noqa: E402
 from omnigenome.model.lora import LoRALinear, apply_lora, merge_lora  # noqa: E402
 from omnigenome.model.task import TaskModel  # noqa: E402
 from test_finetune import compose_finetune, evaluate_script, train_script  # noqa: E402
@@ -229,7 +229,7 @@ def test_remote_code_loads_only_with_trust_remote_code(folders, tmp_path):
     backbone = load_backbone(folder, trust_remote_code=True)
     assert type(backbone.model).__name__ == "TinyModel" and len(backbone.attention_projections()) == 4
     # the checkpoint's spec carries the code and the permission, so evaluation rebuilds the same model
-    from omnigenome.model.backbones import backbone_from_spec
+    from omnigenome.model.loading import backbone_from_spec
     spec = backbone.spec()
     assert spec["trust_remote_code"] and "modeling_tiny.py" in spec["files"]
     assert type(backbone_from_spec(spec).model).__name__ == "TinyModel"

@@ -140,7 +140,7 @@ class FinetuneDataModule(L.LightningDataModule):
         self.task = absolute_paths(plain_task(task))
         self.head = check_head(self.task["head"])
         if backbone is None or isinstance(backbone, (str, bytes)) or hasattr(backbone, "__fspath__"):
-            from omnigenome.model.backbones import load_tokenizer
+            from omnigenome.model.loading import load_tokenizer
             backbone = load_tokenizer(backbone, random_model, trust_remote_code, alphabet, lowercase)
         self.tokenizer = backbone
         self.max_tokens, self.structure_input = int(max_tokens), bool(structure_input)

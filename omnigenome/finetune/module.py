@@ -31,7 +31,7 @@ log = logging.getLogger("omnigenome")
 class FinetuneModule(L.LightningModule):
     """Fine-tunes a backbone on one task.
 
-    backbone: a Backbone (see `omnigenome.model.backbones.load_backbone`).
+    backbone: a Backbone (see `omnigenome.model.loading.load_backbone`).
     task: the task config (head, num_labels, class_weights, metrics, monitor, ...).
     optimizer / scheduler: partials as in `PretrainModule` (scheduler takes (optimizer, total_steps)).
     head_dropout, pooling, freeze_encoder, lora, structure_input: see `TaskModel`.
@@ -140,7 +140,7 @@ class FinetuneModule(L.LightningModule):
     @classmethod
     def from_checkpoint(cls, path: str, attention_backend: str = "auto") -> "FinetuneModule":
         """The module of a fine-tuned checkpoint (backbone, LoRA, head and task from the file), for evaluation."""
-        from omnigenome.model.backbones import backbone_from_spec
+        from omnigenome.model.loading import backbone_from_spec
         from omnigenome.model.task import read_task_checkpoint
         ckpt = read_task_checkpoint(path)
         module = cls(backbone_from_spec(ckpt["backbone"], attention_backend), **ckpt["hyper_parameters"])

@@ -13,7 +13,8 @@ import torch
 import torch.nn as nn
 
 from omnigenome.constants import check_head
-from omnigenome.model.backbones import Backbone, backbone_from_spec
+from omnigenome.model.backbones import Backbone
+from omnigenome.model.loading import backbone_from_spec
 from omnigenome.model.heads import TaskHead, head_inputs
 
 
