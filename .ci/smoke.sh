@@ -34,6 +34,26 @@ omnigenome-train trainer.max_steps=3 trainer.val_check_interval=3 data.sample.nu
     callbacks.progress_bar.refresh_rate=0 paths.log_dir=logs
 ckpt=$(ls logs/pretrain/runs/*/checkpoints/last.ckpt)
 omnigenome-evaluate ckpt="$ckpt" data.sample.num_records=200 paths.log_dir=logs
+# use the model: embed, score, a few fine-tuning steps, then predict with the fine-tuned checkpoint
+omnigenome embed "$ckpt" in.fa --out emb.npy --no-progress
+printf '>trna\nGCGGAUUUAGCUCAGUUGG\n' | omnigenome score "$ckpt" - --mutations G1A,C4U:G5A --out effects.csv --no-progress
+test "$(wc -l < effects.csv)" -eq 3
+omnigenome-train experiment=finetune task=gue/prom_300_tata init_from="$ckpt" trainer.max_steps=2 \
+    trainer.val_check_interval=2 data.train_limit=64 data.eval_limit=32 callbacks.progress_bar.refresh_rate=0 \
+    paths.log_dir=logs3
+best=$(ls logs3/finetune/gue/prom_300_tata/runs/*/checkpoints/best.ckpt)
+omnigenome predict "$best" in.fa --out pred.jsonl --no-progress
+test "$(wc -l < pred.jsonl)" -eq 40
+python - "$ckpt" <<'PY'
+import sys
+import omnigenome
+m = omnigenome.load(sys.argv[1])
+x = m.embed(["GGGGAAACCCC", "ACGUACGU"])
+effects = m.score("GCGGAUUUAGCUCAGUUGG", mutations=["G1A"])
+contacts = m.contacts("GCGGAUUUAGCUCAGUUGG")
+assert x.shape[0] == 2 and contacts.shape == (19, 19), (x.shape, contacts.shape)
+print("inference API ok")
+PY
 # a user's own config folder (Hydra's search path): a model size of their own
 mkdir -p myconf/model
 cat > myconf/model/mini.yaml <<'YAML'

@@ -129,7 +129,7 @@ def evaluated_test_epoch(ckpt, task, cache_dir):
     trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_checkpointing=False,
                         enable_model_summary=False)
     metrics = trainer.test(module, datamodule=dm, verbose=False)[0]
-    preds, _ = module.epoch_predictions()
+    preds, _, _ = module.epoch_predictions()
     examples = dm.load_examples("test")
     order = [examples[i] for key in dm.test_dataloader().sampler for i in key.indices]
     return metrics, torch.softmax(preds.double(), -1).numpy(), order

@@ -40,7 +40,7 @@ class FinetuneModule(L.LightningModule):
     def __init__(self, backbone: Backbone, task, optimizer: Callable | None = None,
                  scheduler: Callable | None = None, total_steps: int | None = None, weight_decay: float = 0.01,
                  head_dropout: float = 0.1, pooling: str = "mean", freeze_encoder: bool = False,
-                 lora: dict | None = None, structure_input: bool = False, compile: bool = False):
+                 lora: dict | None = None, structure_input: bool = False):
         super().__init__()
         task = plain_task(task)
         lora = dict(lora or {})
