@@ -36,7 +36,7 @@ ckpt=$(ls logs/pretrain/runs/*/checkpoints/last.ckpt)
 omnigenome-evaluate ckpt="$ckpt" data.sample.num_records=200 paths.log_dir=logs
 # use the model: embed, score, a few fine-tuning steps, then predict with the fine-tuned checkpoint
 omnigenome embed "$ckpt" in.fa --out emb.npy --no-progress
-printf '>trna\nGCGGAUUUAGCUCAGUUGG\n' | omnigenome score "$ckpt" - --mutations G1A,C4U:G5A --out effects.csv --no-progress
+printf '>trna\nGCGGAUUUAGCUCAGUUGG\n' | omnigenome score "$ckpt" - --mutations G1A,C2U:G3A --out effects.csv --no-progress
 test "$(wc -l < effects.csv)" -eq 3
 omnigenome-train experiment=finetune task=gue/prom_300_tata init_from="$ckpt" trainer.max_steps=2 \
     trainer.val_check_interval=2 data.train_limit=64 data.eval_limit=32 callbacks.progress_bar.refresh_rate=0 \

@@ -292,8 +292,9 @@ def _add_inference_options(p, model_help: str = _MODEL_HELP) -> None:
                                                     "(default: sequence, else seq)")
     p.add_argument("--id-column", metavar="NAME", help="id column (default: id, else name, else FILE:LINE)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: CUDA when available)")
-    p.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32", help="compute dtype (default fp32); "
-                                                                             "outputs are float32 either way")
+    p.add_argument("--dtype", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="compute dtype (default auto: bf16 where the CPU or GPU computes it natively, else fp32; "
+                        "--dtype fp32 forces fp32); outputs are float32 either way")
     p.add_argument("--max-tokens", type=int, default=8192, metavar="N",
                    help="tokens per batch (packed) or padded tokens per batch (default 8192)")
     p.add_argument("--strict", action="store_true", help="stop at the first record the model cannot take")

@@ -16,3 +16,15 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"public benchmark data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+def save_random_model(tmp_path_factory, name: str = "model", **config) -> Path:
+    """A small OmniGenome with random weights (seed 0) saved in the Hugging Face layout, as a user's model folder
+    is; `config` overrides its size (hidden 32, 2 layers, 2 heads, FFN 64)."""
+    import torch
+
+    from omnigenome import OmniGenomeModel
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp(name)
+    OmniGenomeModel(**{"hidden_size": 32, "num_layers": 2, "num_heads": 2, "ffn_size": 64, **config}).save_pretrained(folder)
+    return folder

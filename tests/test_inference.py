@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT
+from conftest import ROOT, save_random_model
 from omnigenome import OmniGenomeModel
 from omnigenome.cli import main as cli_main
 from omnigenome.inference.writers import read_embeddings, read_metadata
@@ -25,10 +25,7 @@ SEQS = {"five_s": "GCCUACGGCCAUACCACCCUGAAAGCACCGGUUCUCGUCUGAUCACCGAAGCCAAGCAGGG
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     """A small random OmniGenome in the Hugging Face layout; at most 126 nt per record (max_positions 130)."""
-    torch.manual_seed(0)
-    d = tmp_path_factory.mktemp("model")
-    OmniGenomeModel(hidden_size=32, num_layers=2, num_heads=2, ffn_size=64, max_positions=130).save_pretrained(d)
-    return d
+    return save_random_model(tmp_path_factory, max_positions=130)
 
 
 @pytest.fixture(scope="module")

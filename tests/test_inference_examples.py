@@ -4,20 +4,15 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
-from conftest import ROOT
-from omnigenome import OmniGenomeModel
+from conftest import ROOT, save_random_model
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    torch.manual_seed(0)
-    d = tmp_path_factory.mktemp("tiny")
-    OmniGenomeModel(hidden_size=32, num_layers=2, num_heads=2, ffn_size=64).save_pretrained(d)
-    return d
+    return save_random_model(tmp_path_factory, "tiny")
 
 
 def run_example(name, *args, cwd):

@@ -7,20 +7,15 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 
-from conftest import SHARED_DATA
-from omnigenome import OmniGenomeModel
+from conftest import SHARED_DATA, save_random_model
 from omnigenome.cli import main as cli_main
 from omnigenome.inference.writers import read_embeddings, read_metadata
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    d = tmp_path_factory.mktemp("model")
-    OmniGenomeModel(hidden_size=32, num_layers=2, num_heads=2, ffn_size=64, max_positions=130).save_pretrained(d)
-    return d
+    return save_random_model(tmp_path_factory, max_positions=130)
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +114,7 @@ def test_submitit_job_array_equals_one_process_and_reruns_only_missing_parts(mod
     assert cli_main([*base, "--out", str(single)]) == 0
     out = tmp_path / "array.parquet"
     # parts 0 and 2 of 3 were done by an earlier, interrupted run
-    job = make_job(JobSpec("embed", str(model_dir.resolve()), "auto", "fp32",
+    job = make_job(JobSpec("embed", str(model_dir.resolve()), "auto", "auto",
                            {"pool": "mean", "per_nucleotide": True, "attentions": None, "contacts": False,
                             "max_tokens": 8192, "strict": False}))
     with InputFile(str(fasta)) as source:

@@ -21,6 +21,9 @@ def test_detection_decides_the_cpu_default():
     assert compose("train", ["trainer.precision=32-true"]).trainer.precision == "32-true"  # forced fp32
     assert use_bf16("cpu", "auto") == (units is not None)
     assert use_bf16("cpu", "bf16") and not use_bf16("cpu", "fp32")
+    from omnigenome.inference.models import resolve_dtype  # inference follows the same detection
+    assert resolve_dtype("auto", torch.device("cpu")) == (torch.bfloat16 if units else torch.float32)
+    assert resolve_dtype("fp32", torch.device("cpu")) == torch.float32
     with pytest.raises(ValueError, match="dtype must be one of auto, fp32, bf16"):
         use_bf16("cpu", "fp16")
 

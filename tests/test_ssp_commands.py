@@ -5,11 +5,9 @@ import sys
 
 import pytest
 import RNA
-import torch
 from hydra import compose, initialize_config_module
 
-from conftest import ROOT
-from omnigenome import OmniGenomeModel
+from conftest import ROOT, save_random_model
 from omnigenome.cli import main as cli_main
 from omnigenome.structure import pair_table
 
@@ -24,10 +22,7 @@ RECORDS = [{"seq": "GGGGAAACCCCAUAUGGGAAACCCAU", "label": "((((...))))...(((...)
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     """A small random model in the Hugging Face layout (load_model reads it like a released checkpoint)."""
-    torch.manual_seed(0)
-    d = tmp_path_factory.mktemp("model")
-    OmniGenomeModel(hidden_size=32, num_layers=1, num_heads=2, ffn_size=64).save_pretrained(d)
-    return d
+    return save_random_model(tmp_path_factory, num_layers=1)
 
 
 @pytest.fixture(scope="module")

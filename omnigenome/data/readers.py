@@ -130,7 +130,7 @@ def _mask_tokens(label: np.ndarray, task: dict) -> np.ndarray:
 
 # --- JSON lines (RGB) ------------------------------------------------------------------------------
 
-def _json_lines(lines: Iterable[str], where_file) -> Iterator[tuple[int, str, Any]]:
+def json_lines(lines: Iterable[str], where_file) -> Iterator[tuple[int, str, Any]]:
     """(line number, "FILE, line N", parsed value) for each non-blank line; a line that is not JSON
     raises ValueError naming the file and line."""
     for number, line in enumerate(lines, start=1):
@@ -149,7 +149,7 @@ def iter_json_lines(path: str | os.PathLike) -> Iterator[tuple[int, str, dict]]:
     Raises ValueError naming the file and line for a line that is not a JSON object."""
     path = Path(path)
     with open(path, encoding="utf-8") as f:
-        for number, where, obj in _json_lines(f, path):
+        for number, where, obj in json_lines(f, path):
             if not isinstance(obj, dict):
                 raise ValueError(f"{where}: expected a JSON object")
             yield number, where, obj
@@ -272,7 +272,7 @@ def _iter_openvaccine(path: Path) -> Iterator[tuple[str, dict]]:
     elif isinstance(whole, dict):
         yield f"{where_file}, line 1", whole
     else:
-        for _, where, rec in _json_lines(text.splitlines(), where_file):
+        for _, where, rec in json_lines(text.splitlines(), where_file):
             yield where, rec
 
 

@@ -108,8 +108,9 @@ class InferenceModel:
         return contact_map(self.model, self._one(sequence))
 
 
-def load(path: str | os.PathLike, device: str | None = "cpu", dtype: str = "fp32", attention_backend: str = "auto",
+def load(path: str | os.PathLike, device: str | None = "cpu", dtype: str = "auto", attention_backend: str = "auto",
          trust_remote_code: bool = False) -> InferenceModel:
     """A model for inference from a fine-tuned checkpoint, a pretraining checkpoint or a Hugging Face folder
-    (anything `init_from=` accepts). device: cpu, cuda, cuda:1, auto; dtype: fp32 or bf16."""
+    (anything `init_from=` accepts). device: cpu, cuda, cuda:1, auto; dtype: auto (bf16 where the device computes
+    it natively, else fp32), fp32 or bf16."""
     return InferenceModel(open_model(path, device, dtype, attention_backend, trust_remote_code))

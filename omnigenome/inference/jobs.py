@@ -22,7 +22,7 @@ class JobSpec:
     command: str
     model: str
     device: str = "cpu"
-    dtype: str = "fp32"
+    dtype: str = "auto"
     options: dict = field(default_factory=dict)
     trust_remote_code: bool = False
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+from omnigenome.model.precision import use_bf16
+
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
@@ -30,12 +32,14 @@ def resolve_device(device: str | None) -> torch.device:
     return d
 
 
-def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
+def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
+    """"auto": bf16 where `device` computes it natively (a CPU with AMX / AVX512-BF16 / Arm BF16, a bf16 GPU;
+    `omnigenome.model.precision.use_bf16`), else fp32; "fp32" and "bf16" force one."""
     if isinstance(dtype, torch.dtype):
         return dtype
-    if dtype not in DTYPES:
-        raise ValueError(f"unknown dtype {dtype!r} (choose from {', '.join(DTYPES)})")
-    return DTYPES[dtype]
+    if dtype not in ("auto", *DTYPES):
+        raise ValueError(f"unknown dtype {dtype!r} (choose from auto, {', '.join(DTYPES)})")
+    return torch.bfloat16 if use_bf16(device, dtype) else torch.float32
 
 
 def is_task_checkpoint(path: str | os.PathLike) -> bool:
@@ -57,11 +61,12 @@ class OpenedModel:
     for "task"). task_model: the `TaskModel` or None. path: where it came from.
     """
 
-    def __init__(self, path, kind: str, backbone, task_model=None, device="cpu", dtype="fp32",
+    def __init__(self, path, kind: str, backbone, task_model=None, device="cpu", dtype="auto",
                  trust_remote_code: bool = False):
         self.path, self.kind = str(path), kind
         self.backbone, self.task_model = backbone, task_model
-        self.device, self.dtype = resolve_device(device), resolve_dtype(dtype)
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
         self.trust_remote_code = trust_remote_code
         module = task_model if task_model is not None else backbone
         module.eval().requires_grad_(False)
@@ -106,7 +111,7 @@ class OpenedModel:
         return self._masked_lm
 
 
-def open_model(path: str | os.PathLike, device: str | None = "cpu", dtype: str = "fp32",
+def open_model(path: str | os.PathLike, device: str | None = "cpu", dtype: str = "auto",
                attention_backend: str = "auto", trust_remote_code: bool = False) -> OpenedModel:
     """Open a fine-tuned checkpoint, a pretraining checkpoint or a Hugging Face folder (see the module
     docstring). Raises FileNotFoundError / ValueError in one line naming the path."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-import json
 import os
 import shutil
 import sys
@@ -19,6 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple
 
+from omnigenome.data.readers import json_lines
 from omnigenome.utils import where as record_prefix
 
 SEQUENCE_COLUMNS = ("sequence", "seq")  # tried in this order when no --column is given
@@ -207,14 +207,7 @@ class InputFile:
         stem = Path(self.name).name
         picked = None
         with _open_text(self.path) as f:
-            for number, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                where = f"{self.name}, line {number}"
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{where}: not valid JSON ({e.msg})") from None
+            for number, where, obj in json_lines(f, self.name):
                 if not isinstance(obj, dict):
                     raise ValueError(f"{where}: expected a JSON object")
                 if picked is None:
