@@ -108,7 +108,8 @@ def _add_fold(subparsers) -> None:
         "fold", help="predict secondary structures (dot-bracket) from a checkpoint or with ViennaRNA",
         description="Print each sequence's structure as FASTA-like blocks: '>id', the sequence, the dot-bracket "
                     "(with the free energy in kcal/mol for --engine vienna). The model's Seq2Str head is decoded "
-                    "with --decode: 'valid' (default) is the most probable balanced structure, 'argmax' the most "
+                    "with --decode: 'valid' (default) is the most probable balanced structure of AU, CG and GU pairs "
+                    "(--no-canonical allows any pair), 'argmax' the most "
                     "probable label of each nucleotide (may be unbalanced).")
     p.add_argument("sequences", nargs="*", metavar="SEQ", help="sequences (A C G U/T N, any case)")
     p.add_argument("--input", metavar="FASTA", help="read sequences from a FASTA or FASTA.gz file")
@@ -117,7 +118,8 @@ def _add_fold(subparsers) -> None:
                    help="model: the checkpoint's structure head (default); vienna: ViennaRNA MFE")
     p.add_argument("--decode", choices=("valid", "argmax"), default="valid", help="default: valid")
     p.add_argument("--min-loop", type=int, default=3, help="fewest unpaired nt inside a pair for 'valid' (default 3)")
-    p.add_argument("--canonical", action="store_true", help="'valid' structures use only AU, CG and GU pairs")
+    p.add_argument("--canonical", action=argparse.BooleanOptionalAction, default=True,
+                   help="'valid' structures use only AU, CG and GU pairs (default; measured better in docs/structure.md)")
     p.add_argument("--plot", metavar="DIR", help="also draw each structure to DIR/<id>.svg")
     p.add_argument("--dtype", choices=("auto", "fp32", "bf16"), default="auto",
                    help="the model's number format: auto (default) is bf16 where the CPU or GPU computes it natively")

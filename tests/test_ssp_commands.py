@@ -9,7 +9,7 @@ from hydra import compose, initialize_config_module
 
 from conftest import ROOT, save_random_model
 from omnigenome.cli import main as cli_main
-from omnigenome.structure import pair_table
+from omnigenome.structure import is_canonical_pair, pair_table
 
 sys.path.insert(0, str(ROOT))
 import evaluate as evaluate_script  # noqa: E402
@@ -42,7 +42,7 @@ def test_evaluate_task_ssp_zero_shot(model_dir, benchmark_root, tmp_path, capsys
                                          "evaluation.decode=[valid,argmax]", "evaluation.workers=1",
                                          "evaluation.progress=false"])
     rows = evaluate_script.evaluate(cfg)
-    assert list(rows) == ["model (valid)", "model (argmax)", f"ViennaRNA {RNA.__version__} MFE"]
+    assert list(rows) == ["model (valid, canonical pairs)", "model (argmax)", f"ViennaRNA {RNA.__version__} MFE"]
     for scores in rows.values():
         assert scores["num_sequences"] == 3
         assert set(scores) >= {"macro_f1", "mcc", "bp_precision", "bp_recall", "bp_f1"}
@@ -59,7 +59,7 @@ def test_evaluate_py_command_line(model_dir, benchmark_root, tmp_path):
         cwd=ROOT, capture_output=True, text=True, env={"OMNIGENOME_BENCHMARK_DATA": str(benchmark_root),
                                                        "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "2"})
     assert result.returncode == 0, result.stderr
-    assert "model (valid)" in result.stdout and "ViennaRNA" in result.stdout
+    assert "model (valid, canonical pairs)" in result.stdout and "ViennaRNA" in result.stdout
 
 
 def run_cli(capsys, *argv):
@@ -97,9 +97,12 @@ def test_fold_with_a_checkpoint(model_dir, tmp_path, capsys, decoder):
     assert [len(s) for s in structures] == [len(s) for s in seqs]
     if decoder == "valid":
         for seq, s in zip(seqs, structures):
-            pair_table(s, allowed="().")
+            pairs = pair_table(s, allowed="().")
+            assert all(is_canonical_pair(seq[i], seq[j]) for i, j in enumerate(pairs) if i < j)  # the default
             assert RNA.fold_compound(seq).eval_structure(s) < 1000
         assert len(list((tmp_path / "svg").glob("*.svg"))) == 3
+        status, out, _ = run_cli(capsys, *seqs, "--ckpt", str(model_dir), "--no-canonical")
+        assert status == 0 and len(blocks(out)) == 3
 
 
 @pytest.mark.parametrize("argv,message", [

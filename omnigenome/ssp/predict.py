@@ -55,7 +55,7 @@ def structure_probabilities(model, sequences: Sequence[str], max_tokens: int = 1
 
 
 def predict_structures(model, sequences: Sequence[str], method: str = "valid", min_loop: int = 3,
-                       canonical_only: bool = False, max_tokens: int = 16384,
+                       canonical_only: bool = True, max_tokens: int = 16384,
                        ids: Sequence[str] | None = None, dtype: str = "auto") -> list[str]:
     """Dot-bracket structures predicted by the model's structure head (see `omnigenome.ssp.decode`)."""
     probs = structure_probabilities(model, sequences, max_tokens=max_tokens, ids=ids, dtype=dtype)

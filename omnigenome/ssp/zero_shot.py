@@ -25,7 +25,7 @@ COLUMNS = (("macro_f1", "token macro-F1"), ("mcc", "token MCC"), ("bp_precision"
 
 
 def score_split(records: Sequence, model=None, decoders: Sequence[str] = ("valid",), min_loop: int = 3,
-                canonical_only: bool | Sequence[bool] = False, max_tokens: int = 16384, vienna: bool = True,
+                canonical_only: bool | Sequence[bool] = True, max_tokens: int = 16384, vienna: bool = True,
                 workers: int = 1, cache_dir: str | os.PathLike | None = None,
                 progress: bool = False) -> dict[str, dict[str, float]]:
     """Scores of each predictor on the records (objects with .sequence and .structure, the true dot-bracket):
@@ -69,7 +69,7 @@ def format_table(rows: dict[str, dict[str, float]], title: str | None = None) ->
 
 
 def run_zero_shot(ckpt: str | None, task, split: str = "test", decode: Sequence[str] | str = "valid",
-                  min_loop: int = 3, canonical_only: bool | Sequence[bool] = False, max_tokens: int = 16384,
+                  min_loop: int = 3, canonical_only: bool | Sequence[bool] = True, max_tokens: int = 16384,
                   vienna: bool = True,
                   workers: int = 1, limit: int | None = None, cache_dir: str | None = None,
                   attention_backend: str = "auto", progress: bool = True) -> dict[str, dict[str, float]]:
