@@ -80,9 +80,10 @@ def load_tokenizer(path: str | os.PathLike | None, random_model=None, trust_remo
         elif Path(path).is_file():
             max_positions = read_checkpoint(path)["omnigenome_config"].get("max_positions", 1026)
         else:
-                    max_positions = json.loads((Path(path) / "config.json").read_text()).get("max_position_embeddings", 1026)
+            max_positions = json.loads((Path(path) / "config.json").read_text()).get("max_position_embeddings", 1026)
         return OmniGenomeSequenceTokenizer(max_positions - 2, alphabet or "T")
-    return HFTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, alphabet=alphabet, lowercase=lowercase)
+    return HFTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, alphabet=alphabet,
+                                       lowercase=lowercase)
 
 
 def load_backbone(path: str | os.PathLike | None, random_model=None, trust_remote_code: bool = False,
@@ -113,5 +114,5 @@ def backbone_from_spec(spec: dict, attention_backend: str = "auto") -> Backbone:
         model = OmniGenomeModel(OmniGenomeConfig(**spec["config"]), attention_backend=attention_backend)
         return OmniGenomeBackbone(model, spec.get("name", "omnigenome"), spec.get("alphabet", "T"))
     if spec.get("type") == "hf":
-            return HFBackbone.from_spec(spec)
+        return HFBackbone.from_spec(spec)
     raise ValueError(f"unknown backbone type {spec.get('type')!r} in the checkpoint")

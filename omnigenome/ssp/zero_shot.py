@@ -70,8 +70,7 @@ def format_table(rows: dict[str, dict[str, float]], title: str | None = None) ->
 
 def run_zero_shot(ckpt: str | None, task, split: str = "test", decode: Sequence[str] | str = "valid",
                   min_loop: int = 3, canonical_only: bool | Sequence[bool] = True, max_tokens: int = 16384,
-                  vienna: bool = True,
-                  workers: int = 1, limit: int | None = None, cache_dir: str | None = None,
+                  vienna: bool = True, workers: int = 1, limit: int | None = None, cache_dir: str | None = None,
                   attention_backend: str = "auto", progress: bool = True) -> dict[str, dict[str, float]]:
     """Load the split of the structure task and the model (`ckpt`: train.py checkpoint or Hugging Face dir;
     None: ViennaRNA only), score both, print the table, return the rows."""
