@@ -16,6 +16,7 @@ from omnigenome import OmniGenomeModel
 from omnigenome.cli import main as cli_main
 from omnigenome.inference.writers import read_embeddings, read_metadata
 from omnigenome.tokenizer import OmniGenomeTokenizer
+from omnigenome.utils import cpu_bf16_units
 
 SEQS = {"five_s": "GCCUACGGCCAUACCACCCUGAAAGCACCGGUUCUCGUCUGAUCACCGAAGCCAAGCAGGGUCGGGCCUGGUUAGUAC",
         "hairpin": "GGGGAAACCCCAUAUGGGAAACCCAU", "trna": "GCGGAUUUAGCUCAGUUGGGAGAGCGCCAGACUGAAGAUCUGGAGG",
@@ -70,6 +71,8 @@ def test_embed_equals_each_sequence_run_alone(model, model_dir, tmp_path, suffix
     meta = read_metadata(out)
     assert meta["records"] == meta["written"] == 4 and sum(meta["skipped"].values()) == 0
     assert meta["settings"]["pool"] == "mean" and meta["hidden_size"] == 32
+    # dtype "auto" is kept as given, and what it meant on this machine is recorded beside it
+    assert meta["settings"]["dtype"] == "auto" and meta["compute_dtype"] == ("bf16" if cpu_bf16_units() else "fp32")
     if suffix == ".npy":  # ids travel in a sidecar, one per line in row order
         assert (tmp_path / "emb.ids.txt").read_text().split() == list(SEQS)
         assert np.load(out).shape == (4, 32) and np.load(tmp_path / "emb.offsets.npy").tolist()[-1] == sum(map(len, SEQS.values()))

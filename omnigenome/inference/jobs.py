@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+import torch
+
 from omnigenome.inference.models import open_model, require_task
 from omnigenome.inference.writers import EmbeddingWriter, TableWriter, output_format
 from omnigenome.inference.writers import EMBEDDING_FORMATS, TABLE_FORMATS
@@ -60,7 +62,11 @@ class Job:
         return {"dtype": self.spec.dtype, **{k: v for k, v in sorted(self.options.items()) if k not in ("strict",)}}
 
     def describe(self) -> dict:
-        return {"command": self.spec.command, "model": str(self.spec.model), "settings": self.settings()}
+        """The output's metadata: the settings as given (dtype "auto" included) and the number format the model
+        computed in (`compute_dtype`: "auto" resolved on the machine that ran it)."""
+        compute = "bf16" if self.model.dtype == torch.bfloat16 else "fp32"
+        return {"command": self.spec.command, "model": str(self.spec.model), "settings": self.settings(),
+                "compute_dtype": compute}
 
     @property
     def strict(self) -> bool:
