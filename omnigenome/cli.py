@@ -231,7 +231,7 @@ def _add_design(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed; same seed, same design (default 0)")
     p.add_argument("--workers", type=int, default=1, help="targets designed in parallel processes (default 1)")
     p.add_argument("--model", metavar="PATH", help="train.py checkpoint or Hugging Face directory whose MLM "
-                                                    "head proposes nucleotides (optional)")
+                                                   "head proposes nucleotides (optional)")
     p.add_argument("--json", action="store_true",
                    help="one JSON object per target: structure, sequence, solved, seconds, ...")
     p.set_defaults(run=_run_design)

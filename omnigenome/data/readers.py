@@ -434,7 +434,7 @@ def read_gb_folder(folder: Path, task: dict) -> list[Example]:
 
 
 READERS = {"rgb_jsonl": read_rgb_jsonl, "openvaccine": read_openvaccine, "pgb": read_table,
-            "gb": read_gb_folder, "gue_csv": read_table}
+           "gb": read_gb_folder, "gue_csv": read_table}
 # File endings each format reads, in the order they are tried for a split name ("train" -> train.json ...).
 SUFFIXES = {"rgb_jsonl": (".json", ".jsonl"), "openvaccine": (".json", ".jsonl", ".json.zip"),
             "pgb": (".json", ".jsonl", ".csv", ".parquet", ".csv.gz") + _FASTA_SUFFIXES, "gb": ("",),

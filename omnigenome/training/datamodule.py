@@ -187,9 +187,8 @@ class PretrainDataModule(L.LightningDataModule):
 
     def _loader(self, corpus, sampler, stream):
         dataset = PackedBatches(corpus, self.objectives, self.seed, stream, new_masks_each_epoch=stream == 0)
-        return ResumableDataLoader(dataset, sampler=sampler, batch_size=None,
-                          num_workers=self.num_workers, pin_memory=self.pin_memory,
-                          persistent_workers=self.num_workers > 0)
+        return ResumableDataLoader(dataset, sampler=sampler, batch_size=None, num_workers=self.num_workers,
+                                   pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         return unflatten_batch(batch)  # batches travel as one buffer (see flatten_batch)
