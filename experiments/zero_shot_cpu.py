@@ -27,12 +27,14 @@ from pathlib import Path
 import hydra
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import TQDMProgressBar
 
 from omnigenome.data.benchmarks import load_split, task_config
 from omnigenome.data.shards import INDEX, write_shards
 from omnigenome.folding import mfe_structures
 from omnigenome.settings import benchmark_dir, compose
 from omnigenome.ssp.zero_shot import format_table, score_split
+from omnigenome.training.trainer import quiet_lightning
 
 DATASETS = ("archive2", "bprna")
 
@@ -96,11 +98,14 @@ def pretrain(corpus: Path, minutes: float, work_dir: Path, overrides: list[str])
         "data=shards", f"data.corpus_dir={corpus}", "data.max_tokens=4096", "data.num_workers=0",
         "data.pin_memory=false", "trainer=cpu", "trainer.max_steps=-1", "callbacks=none", "logger=none",
         "module.scheduler=null", f"paths.output_dir={work_dir}", *overrides])
-    L.seed_everything(cfg.seed, workers=True)
+    quiet_lightning()
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = hydra.utils.instantiate(cfg.data)
     module = hydra.utils.instantiate(cfg.module)
     model = module.model
-    trainer = hydra.utils.instantiate(cfg.trainer, logger=False, callbacks=[TimeCosineLR(budget_s)],
+    # train.py's progress bar (no epoch count: the run ends on time, not after a number of epochs)
+    bar = TQDMProgressBar(refresh_rate=10)
+    trainer = hydra.utils.instantiate(cfg.trainer, logger=False, callbacks=[TimeCosineLR(budget_s), bar],
                                       max_time=timedelta(seconds=budget_s), enable_progress_bar=True,
                                       limit_val_batches=0, enable_checkpointing=False)
     print(f"pretraining {model.num_parameters():,} parameters for {minutes:g} min on CPU")

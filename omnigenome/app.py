@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import shutil
 import sys
-import warnings
 from pathlib import Path
 
 import hydra
@@ -26,19 +25,10 @@ from omnigenome.training import cluster  # registers the run-directory resolvers
 from omnigenome.training.callbacks import Preempted
 from omnigenome.training.checkpoints import check_resume, resolve_checkpoint, resolve_init_from
 from omnigenome.training.loggers import finish_wandb, keep_wandb_run, log_config, record_wandb_run, where
-from omnigenome.training.trainer import build_trainer, set_accumulation
+from omnigenome.training.trainer import build_trainer, quiet_lightning, set_accumulation
 
 log = logging.getLogger("omnigenome")
 register_resolvers()
-
-
-def _quiet_lightning() -> None:
-    """Lightning's tips and environment lines are not what a user asked for; its warnings stay."""
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
-                 "lightning.pytorch.accelerators.cuda"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=r".*(does not have many workers|is smaller than the logging interval"
-                                              r"|treespec, LeafSpec).*")
 
 
 def _setting_error(error: BaseException) -> SettingsError:
@@ -65,7 +55,7 @@ def describe(module) -> str:
 
 def train(cfg: DictConfig) -> dict:
     """Pretrain (experiment=pretrain, the default) or fine-tune (experiment=finetune task=...) and report."""
-    _quiet_lightning()
+    quiet_lightning()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     run_dir = cfg.paths.output_dir
     try:
@@ -118,7 +108,7 @@ def train(cfg: DictConfig) -> dict:
 
 def evaluate(cfg: DictConfig) -> dict:
     """Run the evaluation `cfg.evaluation` (objectives, ssp_zero_shot or finetune; conf/evaluation/)."""
-    _quiet_lightning()
+    quiet_lightning()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     if cfg.get("ckpt") and not Path(cfg.ckpt).exists():
         raise SettingsError(f"ckpt={cfg.ckpt}: no such checkpoint file or model folder")

@@ -3,6 +3,7 @@ gradient accumulation that gives an optimizer step the configured number of sequ
 from __future__ import annotations
 
 import logging
+import warnings
 
 import hydra
 import lightning as L
@@ -14,6 +15,15 @@ log = logging.getLogger("omnigenome")
 
 # Loggers whose package is an extra of this project.
 _LOGGER_MODULES = {"WandbLogger": "wandb", "TensorBoardLogger": "tensorboard"}
+
+
+def quiet_lightning() -> None:
+    """Lightning's tips and environment lines are not what a user asked for; its warnings stay."""
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
+                 "lightning.pytorch.accelerators.cuda"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r".*(does not have many workers|is smaller than the logging interval"
+                                              r"|treespec, LeafSpec).*")
 
 
 def instantiate_group(group: DictConfig | None) -> list:
