@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-import torch
-
-from omnigenome.inference.models import open_model, require_task
+from omnigenome.inference.models import DTYPES, open_model, require_task
 from omnigenome.inference.writers import EmbeddingWriter, TableWriter, output_format
 from omnigenome.inference.writers import EMBEDDING_FORMATS, TABLE_FORMATS
 
@@ -64,7 +62,7 @@ class Job:
     def describe(self) -> dict:
         """The output's metadata: the settings as given (dtype "auto" included) and the number format the model
         computed in (`compute_dtype`: "auto" resolved on the machine that ran it)."""
-        compute = "bf16" if self.model.dtype == torch.bfloat16 else "fp32"
+        compute = next(name for name, dtype in DTYPES.items() if dtype == self.model.dtype)
         return {"command": self.spec.command, "model": str(self.spec.model), "settings": self.settings(),
                 "compute_dtype": compute}
 
